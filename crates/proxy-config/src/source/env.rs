@@ -1,0 +1,115 @@
+//! Settings from environment variables: `CRYPTOFEED_PROXY_` prefix, `__` between keys, e.g.
+//! `CRYPTOFEED_PROXY_EXCHANGES__BINANCE__WEBSOCKET__URL`. Key names are case-insensitive.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+
+use crate::error::{ConfigError, ConfigErrorKind};
+use crate::tree::{Entry, Origin, Table, Value};
+
+/// The prefix of every variable this crate reads.
+pub const ENV_PREFIX: &str = "CRYPTOFEED_PROXY_";
+
+/// A variable as read from the process: name and value may not be UTF-8.
+pub(crate) type RawVar = (OsString, OsString);
+
+/// Builds the tree of the variables that start with [`ENV_PREFIX`]; others are ignored. Sorted by
+/// name first, so the outcome (and the first error) does not depend on the environment's order.
+pub(crate) fn env_tree(vars: Vec<RawVar>) -> Result<Table, ConfigError> {
+    let mut ours: BTreeMap<String, OsString> = BTreeMap::new();
+    for (name, value) in vars {
+        // A name that is not UTF-8 cannot start with our prefix in any meaningful way.
+        if let Ok(name) = name.into_string() {
+            if name.starts_with(ENV_PREFIX) {
+                ours.insert(name, value);
+            }
+        }
+    }
+
+    let mut root = Table::new();
+    // lower-case exchange id -> the variable that first spelled it
+    let mut spellings: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for (name, value) in ours {
+        let origin = Origin::Env(name.clone());
+        let fail = |key: String, kind| ConfigError::new(key, Some(origin.clone()), kind);
+        let rest = &name[ENV_PREFIX.len()..];
+        let raw_segments: Vec<&str> = rest.split("__").collect();
+        let segments: Vec<String> = raw_segments.iter().map(|s| s.to_ascii_lowercase()).collect();
+        if segments.iter().any(String::is_empty) {
+            return Err(fail(segments.join("."), ConfigErrorKind::MalformedEnvName));
+        }
+        let key = segments.join(".");
+        let Ok(value) = value.into_string() else {
+            return Err(fail(key, ConfigErrorKind::NotUtf8));
+        };
+        if value.trim().is_empty() {
+            return Err(fail(key, ConfigErrorKind::Empty));
+        }
+        if segments.len() >= 2 && segments[0] == "exchanges" {
+            let spelled = raw_segments[1].to_owned();
+            match spellings.get(&segments[1]) {
+                Some((first, first_var)) if *first != spelled => {
+                    return Err(fail(
+                        format!("exchanges.{}", segments[1]),
+                        ConfigErrorKind::DuplicateExchange {
+                            first: first.clone(),
+                            second: spelled,
+                            other_source: Some(first_var.clone()),
+                        },
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    spellings.insert(segments[1].clone(), (spelled, name.clone()));
+                }
+            }
+        }
+        insert_leaf(&mut root, &segments, Value::Str(value), &origin)?;
+    }
+    Ok(root)
+}
+
+fn insert_leaf(
+    root: &mut Table,
+    segments: &[String],
+    value: Value,
+    origin: &Origin,
+) -> Result<(), ConfigError> {
+    let mut table = root;
+    for (depth, segment) in segments.iter().enumerate() {
+        let last = depth + 1 == segments.len();
+        let key = segments[..=depth].join(".");
+        if last {
+            if let Some(existing) = table.get(segment) {
+                return Err(conflict(key, origin, &existing.origin));
+            }
+            table.insert(
+                segment.clone(),
+                Entry {
+                    value,
+                    origin: origin.clone(),
+                },
+            );
+            return Ok(());
+        }
+        let entry = table.entry(segment.clone()).or_insert_with(|| Entry {
+            value: Value::Table(Table::new()),
+            origin: origin.clone(),
+        });
+        match &mut entry.value {
+            Value::Table(inner) => table = inner,
+            _ => return Err(conflict(key, origin, &entry.origin)),
+        }
+    }
+    Ok(())
+}
+
+fn conflict(key: String, origin: &Origin, other: &Origin) -> ConfigError {
+    ConfigError::new(
+        key,
+        Some(origin.clone()),
+        ConfigErrorKind::Conflict {
+            other: other.to_string(),
+        },
+    )
+}

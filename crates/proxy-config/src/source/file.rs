@@ -1,0 +1,150 @@
+//! Settings from a YAML file's `proxy:` block or a TOML file's `[proxy]` table, parsed by the
+//! `config` crate (yaml-rust2, toml). The rest of the file is left alone, so the block can sit in
+//! an existing feed configuration.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use config::{FileFormat, Source, ValueKind};
+
+use crate::error::{ConfigError, ConfigErrorKind};
+use crate::tree::{Entry, Origin, Table, Value};
+
+/// The format of a settings file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Yaml,
+    Toml,
+}
+
+impl Format {
+    pub(crate) fn from_path(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "yaml" | "yml" => Some(Format::Yaml),
+            "toml" => Some(Format::Toml),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Yaml => "YAML",
+            Format::Toml => "TOML",
+        }
+    }
+}
+
+/// Reads and parses a file; the format comes from the extension.
+pub(crate) fn file_tree(path: &Path) -> Result<Table, ConfigError> {
+    let origin = Origin::File(path.to_path_buf());
+    let format = Format::from_path(path)
+        .ok_or_else(|| ConfigError::new(String::new(), Some(origin.clone()), ConfigErrorKind::UnknownFormat))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(String::new(), Some(origin), ConfigErrorKind::ReadFile(e)))?;
+    text_tree(path.to_path_buf(), &text, format)
+}
+
+/// Parses settings text; `name` is what errors call the source.
+pub(crate) fn text_tree(name: PathBuf, text: &str, format: Format) -> Result<Table, ConfigError> {
+    let origin = Origin::File(name);
+    let fail = |key: &str, kind| ConfigError::new(key.to_owned(), Some(origin.clone()), kind);
+    let file_format = match format {
+        Format::Yaml => FileFormat::Yaml,
+        Format::Toml => FileFormat::Toml,
+    };
+    let mut root = config::File::from_str(text, file_format)
+        .collect()
+        .map_err(|e| {
+            fail(
+                "",
+                ConfigErrorKind::Parse {
+                    format: format.name(),
+                    message: sanitize_parse_error(&e),
+                },
+            )
+        })?;
+    let Some(proxy) = root.remove("proxy") else {
+        return Ok(Table::new());
+    };
+    match proxy.kind {
+        ValueKind::Table(table) => convert_table(table, &[], &origin),
+        ValueKind::Nil => Ok(Table::new()),
+        other => Err(fail(
+            "proxy",
+            ConfigErrorKind::WrongType {
+                expected: "a table of proxy settings",
+                found: convert(other, &[], &origin)?.kind_name(),
+            },
+        )),
+    }
+}
+
+fn convert_table(
+    table: config::Map<String, config::Value>,
+    path: &[&str],
+    origin: &Origin,
+) -> Result<Table, ConfigError> {
+    // Under `exchanges`, keys are exchange ids: case-insensitive, one spelling per file.
+    let ids = path == ["exchanges"];
+    let mut spellings: BTreeMap<String, String> = BTreeMap::new();
+    let mut out = Table::new();
+    for (raw_key, value) in table {
+        let key = if ids { raw_key.to_ascii_lowercase() } else { raw_key.clone() };
+        if ids {
+            if let Some(other) = spellings.insert(key.clone(), raw_key.clone()) {
+                // The parser's map has no stable order: name the spellings sorted.
+                let (first, second) = if other <= raw_key { (other, raw_key) } else { (raw_key, other) };
+                return Err(ConfigError::new(
+                    format!("exchanges.{key}"),
+                    Some(origin.clone()),
+                    ConfigErrorKind::DuplicateExchange {
+                        first,
+                        second,
+                        other_source: None,
+                    },
+                ));
+            }
+        }
+        let mut child_path = path.to_vec();
+        child_path.push(&key);
+        let value = convert(value.kind, &child_path, origin)?;
+        out.insert(
+            key,
+            Entry {
+                value,
+                origin: origin.clone(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn convert(kind: ValueKind, path: &[&str], origin: &Origin) -> Result<Value, ConfigError> {
+    Ok(match kind {
+        ValueKind::Nil => Value::Null,
+        ValueKind::Boolean(b) => Value::Bool(b),
+        ValueKind::I64(n) => Value::Int(i128::from(n)),
+        ValueKind::I128(n) => Value::Int(n),
+        ValueKind::U64(n) => Value::Int(i128::from(n)),
+        ValueKind::U128(n) => Value::Int(i128::try_from(n).unwrap_or(i128::MAX)),
+        ValueKind::Float(_) => Value::Float,
+        ValueKind::String(s) => Value::Str(s),
+        ValueKind::Table(t) => Value::Table(convert_table(t, path, origin)?),
+        ValueKind::Array(_) => Value::Array,
+    })
+}
+
+/// Parser messages can quote the offending line (toml does, with a `|` gutter), and that line may
+/// hold a password. Keep only the lines that describe the problem and where it is.
+fn sanitize_parse_error(error: &config::ConfigError) -> String {
+    let text = match error {
+        config::ConfigError::FileParse { cause, .. } => cause.to_string(),
+        other => other.to_string(),
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.contains('|'))
+        .collect();
+    kept.join("; ")
+}

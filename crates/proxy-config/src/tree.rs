@@ -1,0 +1,104 @@
+//! The source-neutral settings tree: every source (code, file, environment) becomes a tree of
+//! values tagged with their origin; trees merge leaf by leaf, higher precedence last.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::settings::TimeoutSeconds;
+use crate::url::ProxyUrl;
+
+/// Where a setting came from, as error messages and `feedproxy check` name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Origin {
+    /// Not set anywhere: the built-in default.
+    Default,
+    /// Set by the program (`Loader::code`).
+    Code,
+    /// Set in a YAML or TOML file (or text given as one).
+    File(PathBuf),
+    /// Set by this environment variable.
+    Env(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::Code => f.write_str("code"),
+            Origin::File(path) => write!(f, "file {}", path.display()),
+            Origin::Env(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A value in a source tree.
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    Table(Table),
+    Str(String),
+    Int(i128),
+    Float,
+    Bool(bool),
+    Array,
+    Null,
+    /// Already validated, from code.
+    Url(ProxyUrl),
+    /// Already validated, from code.
+    Timeout(TimeoutSeconds),
+}
+
+impl Value {
+    /// What a type error calls this value.
+    pub(crate) fn kind_name(&self) -> &'static str {
+        match self {
+            Value::Table(_) => "a table",
+            Value::Str(_) => "a string",
+            Value::Int(_) => "an integer",
+            Value::Float => "a floating-point number",
+            Value::Bool(_) => "a boolean",
+            Value::Array => "a list",
+            Value::Null => "nothing",
+            Value::Url(_) => "a proxy URL",
+            Value::Timeout(_) => "a timeout",
+        }
+    }
+}
+
+/// A value and where it came from. A table's origin is that of its first leaf.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) value: Value,
+    pub(crate) origin: Origin,
+}
+
+pub(crate) type Table = BTreeMap<String, Entry>;
+
+/// Merges `higher` into `lower`: tables merge key by key, anything else replaces. A null in the
+/// higher source sets nothing.
+pub(crate) fn merge(lower: &mut Table, higher: Table) {
+    for (key, entry) in higher {
+        if matches!(entry.value, Value::Null) {
+            continue;
+        }
+        match (lower.get_mut(&key), entry.value) {
+            (
+                Some(Entry {
+                    value: Value::Table(low),
+                    ..
+                }),
+                Value::Table(high),
+            ) => merge(low, high),
+            (_, value) => {
+                lower.insert(
+                    key,
+                    Entry {
+                        value,
+                        origin: entry.origin,
+                    },
+                );
+            }
+        }
+    }
+}
