@@ -13,11 +13,24 @@ use crate::url::UrlError;
 /// `exchanges.binance.http.url: unsupported proxy scheme "ftp" (from
 /// CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__URL); expected one of http, https, socks4, socks4a,
 /// socks5, socks5h`. Key paths are relative to the proxy settings (the `proxy:` block of a file).
+pub struct ConfigError(Box<Inner>);
+
+// Boxed: errors are rare and a small `Result` keeps the happy path cheap.
 #[derive(Debug)]
-pub struct ConfigError {
+struct Inner {
     key: String,
     origin: Option<Origin>,
     kind: ConfigErrorKind,
+}
+
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigError")
+            .field("key", &self.0.key)
+            .field("origin", &self.0.origin)
+            .field("kind", &self.0.kind)
+            .finish()
+    }
 }
 
 /// What was wrong with a setting.
@@ -84,27 +97,27 @@ pub enum ConfigErrorKind {
 
 impl ConfigError {
     pub(crate) fn new(key: String, origin: Option<Origin>, kind: ConfigErrorKind) -> Self {
-        Self { key, origin, kind }
+        Self(Box::new(Inner { key, origin, kind }))
     }
 
     /// The key path of the setting, e.g. `exchanges.binance.http.url`; empty for whole-file
     /// errors.
     pub fn key(&self) -> &str {
-        &self.key
+        &self.0.key
     }
 
     /// Where the setting came from.
     pub fn origin(&self) -> Option<&Origin> {
-        self.origin.as_ref()
+        self.0.origin.as_ref()
     }
 
     /// What was wrong.
     pub fn kind(&self) -> &ConfigErrorKind {
-        &self.kind
+        &self.0.kind
     }
 
     fn problem(&self) -> String {
-        match &self.kind {
+        match &self.0.kind {
             ConfigErrorKind::Url(e) => e.to_string(),
             ConfigErrorKind::Timeout(e) => format!("timeout {} out of range", e.0),
             ConfigErrorKind::ExchangeId(_) => "invalid exchange id".to_owned(),
@@ -128,7 +141,7 @@ impl ConfigError {
     }
 
     fn hint(&self) -> Option<String> {
-        match &self.kind {
+        match &self.0.kind {
             ConfigErrorKind::Url(e) => e.hint(),
             ConfigErrorKind::Timeout(_) => Some("expected 1 to 300 seconds".to_owned()),
             ConfigErrorKind::ExchangeId(_) => {
@@ -162,11 +175,11 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.key.is_empty() {
-            write!(f, "{}: ", self.key)?;
+        if !self.0.key.is_empty() {
+            write!(f, "{}: ", self.0.key)?;
         }
         f.write_str(&self.problem())?;
-        if let Some(origin) = &self.origin {
+        if let Some(origin) = &self.0.origin {
             write!(f, " (from {origin})")?;
         }
         if let Some(hint) = self.hint() {
@@ -178,7 +191,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
+        match &self.0.kind {
             ConfigErrorKind::Url(e) => Some(e),
             ConfigErrorKind::Timeout(e) => Some(e),
             ConfigErrorKind::ExchangeId(e) => Some(e),

@@ -17,7 +17,7 @@
 //!     http: { url: 'http://corp-proxy:3128' }
 //!   exchanges:
 //!     binance:
-//!       websocket: { url: 'socks5h://user:pa%40ss@gw:1080', timeout_seconds: 10 }
+//!       websocket: { url: 'https://user:pa%40ss@tls-proxy:8443', timeout_seconds: 10 }
 //! ";
 //! let settings = Loader::new()
 //!     .yaml_str("feed.yaml", yaml)
@@ -26,7 +26,7 @@
 //! let binance = settings.exchange("BINANCE").unwrap();
 //! assert_eq!(binance.http.as_ref().unwrap().url.to_string(), "http://eu-proxy:8080");
 //! let ws = binance.websocket.as_ref().unwrap();
-//! assert_eq!(ws.url.scheme(), ProxyScheme::Socks5h);
+//! assert_eq!(ws.url.scheme(), ProxyScheme::Https);
 //! assert_eq!(ws.url.password().unwrap().expose(), "pa@ss");
 //! # Ok::<(), proxy_config::ConfigError>(())
 //! ```
@@ -43,8 +43,8 @@ pub use error::{ConfigError, ConfigErrorKind};
 pub use load::{ENV_PREFIX, LoadedSettings, Loader};
 pub use secret::Secret;
 pub use settings::{
-    ConnectionProxies, ExchangeId, InvalidExchangeId, ProxyConfig, ProxySettings, TimeoutOutOfRange,
-    TimeoutSeconds,
+    ConnectionProxies, ExchangeId, InvalidExchangeId, ProxyConfig, ProxySettings,
+    TimeoutOutOfRange, TimeoutSeconds,
 };
 pub use tree::Origin;
 pub use url::{ProxyHost, ProxyScheme, ProxyUrl, UrlError};

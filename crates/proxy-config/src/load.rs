@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::settings::{ConnectionProxies, ExchangeId, ProxyConfig, ProxySettings, TimeoutSeconds};
+use crate::source::code::code_tree;
 use crate::source::env::{RawVar, env_tree};
 use crate::source::file::{Format, file_tree, text_tree};
-use crate::source::code::code_tree;
 use crate::tree::{Entry, Origin, Table, Value, merge};
 
 pub use crate::source::env::ENV_PREFIX;
@@ -19,7 +19,11 @@ const PROXY_KEYS: &[&str] = &["url", "timeout_seconds"];
 
 enum FileSource {
     Path(PathBuf),
-    Text { name: PathBuf, text: String, format: Format },
+    Text {
+        name: PathBuf,
+        text: String,
+        format: Format,
+    },
 }
 
 /// Collects settings sources and loads them.
@@ -51,7 +55,8 @@ impl Loader {
     /// a top-level `proxy:` key, TOML ones in a `[proxy]` table; everything else is ignored.
     #[must_use]
     pub fn file(mut self, path: impl AsRef<Path>) -> Self {
-        self.files.push(FileSource::Path(path.as_ref().to_path_buf()));
+        self.files
+            .push(FileSource::Path(path.as_ref().to_path_buf()));
         self
     }
 
@@ -93,7 +98,11 @@ impl Loader {
         K: Into<std::ffi::OsString>,
         V: Into<std::ffi::OsString>,
     {
-        self.env = Some(vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
+        self.env = Some(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
         self
     }
 
@@ -167,7 +176,11 @@ fn settings_from(
                 for (raw_id, entry) in table {
                     let path = format!("exchanges.{raw_id}");
                     let id = ExchangeId::new(&raw_id).map_err(|e| {
-                        ConfigError::new(path.clone(), Some(entry.origin.clone()), ConfigErrorKind::ExchangeId(e))
+                        ConfigError::new(
+                            path.clone(),
+                            Some(entry.origin.clone()),
+                            ConfigErrorKind::ExchangeId(e),
+                        )
                     })?;
                     let path = format!("exchanges.{id}");
                     let table = table_value(&path, entry, "a table with keys http, websocket")?;
@@ -217,9 +230,15 @@ fn proxy_from(
                 let parsed = match &entry.value {
                     Value::Url(url) => url.clone(),
                     Value::Str(text) => text.parse().map_err(|e| {
-                        ConfigError::new(key_path.clone(), Some(entry.origin.clone()), ConfigErrorKind::Url(e))
+                        ConfigError::new(
+                            key_path.clone(),
+                            Some(entry.origin.clone()),
+                            ConfigErrorKind::Url(e),
+                        )
                     })?,
-                    other => return Err(wrong_type(&key_path, &entry, "a proxy URL string", other)),
+                    other => {
+                        return Err(wrong_type(&key_path, &entry, "a proxy URL string", other));
+                    }
                 };
                 url = Some(parsed);
                 origins.insert(key_path, entry.origin);
@@ -242,7 +261,11 @@ fn proxy_from(
                 .get(&format!("{path}.timeout_seconds"))
                 .cloned()
                 .unwrap_or(table_origin);
-            Err(ConfigError::new(format!("{path}.url"), Some(origin), ConfigErrorKind::MissingUrl))
+            Err(ConfigError::new(
+                format!("{path}.url"),
+                Some(origin),
+                ConfigErrorKind::MissingUrl,
+            ))
         }
     }
 }
@@ -268,12 +291,19 @@ fn bool_value(key: &str, entry: &Entry) -> Result<bool, ConfigError> {
 }
 
 fn timeout_value(key: &str, entry: &Entry) -> Result<TimeoutSeconds, ConfigError> {
-    let out_of_range = |e| ConfigError::new(key.to_owned(), Some(entry.origin.clone()), ConfigErrorKind::Timeout(e));
+    let out_of_range = |e| {
+        ConfigError::new(
+            key.to_owned(),
+            Some(entry.origin.clone()),
+            ConfigErrorKind::Timeout(e),
+        )
+    };
     match &entry.value {
         Value::Timeout(t) => Ok(*t),
         Value::Int(n) => {
             let seconds = u64::try_from(*n).unwrap_or(u64::MAX);
-            TimeoutSeconds::new(seconds).map_err(|_| out_of_range(crate::settings::TimeoutOutOfRange(n.to_string())))
+            TimeoutSeconds::new(seconds)
+                .map_err(|_| out_of_range(crate::settings::TimeoutOutOfRange(n.to_string())))
         }
         Value::Str(text) if matches!(entry.origin, Origin::Env(_)) => {
             let text = text.trim();
@@ -288,10 +318,20 @@ fn timeout_value(key: &str, entry: &Entry) -> Result<TimeoutSeconds, ConfigError
                 ));
             }
             let shown: String = text.chars().take(12).collect();
-            let seconds = if text.starts_with('-') { u64::MAX } else { text.parse().unwrap_or(u64::MAX) };
-            TimeoutSeconds::new(seconds).map_err(|_| out_of_range(crate::settings::TimeoutOutOfRange(shown)))
+            let seconds = if text.starts_with('-') {
+                u64::MAX
+            } else {
+                text.parse().unwrap_or(u64::MAX)
+            };
+            TimeoutSeconds::new(seconds)
+                .map_err(|_| out_of_range(crate::settings::TimeoutOutOfRange(shown)))
         }
-        other => Err(wrong_type(key, entry, "a whole number of seconds from 1 to 300", other)),
+        other => Err(wrong_type(
+            key,
+            entry,
+            "a whole number of seconds from 1 to 300",
+            other,
+        )),
     }
 }
 
@@ -313,7 +353,20 @@ fn wrong_type(key: &str, entry: &Entry, expected: &'static str, found: &Value) -
     )
 }
 
-fn unknown(key: &str, parent: &str, entry: Entry, expected: &'static [&'static str]) -> ConfigError {
-    let path = if parent.is_empty() { key.to_owned() } else { format!("{parent}.{key}") };
-    ConfigError::new(path, Some(entry.origin), ConfigErrorKind::UnknownKey { expected })
+fn unknown(
+    key: &str,
+    parent: &str,
+    entry: Entry,
+    expected: &'static [&'static str],
+) -> ConfigError {
+    let path = if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    };
+    ConfigError::new(
+        path,
+        Some(entry.origin),
+        ConfigErrorKind::UnknownKey { expected },
+    )
 }

@@ -108,10 +108,10 @@ impl fmt::Display for ProxyHost {
 ///
 /// ```
 /// use proxy_config::{ProxyScheme, ProxyUrl};
-/// let url: ProxyUrl = "socks5h://alice:s%3Acret@[::1]:1080".parse().unwrap();
-/// assert_eq!(url.scheme(), ProxyScheme::Socks5h);
+/// let url: ProxyUrl = "https://alice:s%3Acret@[::1]:8443".parse().unwrap();
+/// assert_eq!(url.scheme(), ProxyScheme::Https);
 /// assert_eq!(url.password().unwrap().expose(), "s:cret");
-/// assert_eq!(url.to_string(), "socks5h://[::1]:1080");
+/// assert_eq!(url.to_string(), "https://[::1]:8443");
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ProxyUrl {
@@ -422,7 +422,9 @@ fn parse_host(host: &str) -> Result<ProxyHost, UrlError> {
     for label in name.split('.') {
         let ok = !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             && !label.starts_with('-')
             && !label.ends_with('-');
         if !ok {
@@ -449,7 +451,11 @@ fn parse_port(text: &str) -> Result<u16, UrlError> {
         return Err(UrlError::InvalidPort);
     }
     let out_of_range = || {
-        let shown = if text.len() > 12 { format!("{}...", &text[..12]) } else { text.to_owned() };
+        let shown = if text.len() > 12 {
+            format!("{}...", &text[..12])
+        } else {
+            text.to_owned()
+        };
         UrlError::PortOutOfRange(shown)
     };
     // Digits only, so parsing fails only on overflow, which is out of range too.

@@ -7,11 +7,20 @@ use crate::tree::{Entry, Origin, Table, Value};
 pub(crate) fn code_tree(settings: &ProxySettings) -> Table {
     let mut root = Table::new();
     insert(&mut root, "enabled", Value::Bool(settings.enabled));
-    insert(&mut root, "default", Value::Table(proxies_tree(&settings.default)));
+    insert(
+        &mut root,
+        "default",
+        Value::Table(proxies_tree(&settings.default)),
+    );
     let exchanges = settings
         .exchanges
         .iter()
-        .map(|(id, proxies)| (id.as_str().to_owned(), entry(Value::Table(proxies_tree(proxies)))))
+        .map(|(id, proxies)| {
+            (
+                id.as_str().to_owned(),
+                entry(Value::Table(proxies_tree(proxies))),
+            )
+        })
         .collect();
     insert(&mut root, "exchanges", Value::Table(exchanges));
     root
@@ -30,7 +39,11 @@ fn proxies_tree(proxies: &ConnectionProxies) -> Table {
 fn proxy_tree(proxy: &ProxyConfig) -> Table {
     let mut table = Table::new();
     insert(&mut table, "url", Value::Url(proxy.url.clone()));
-    insert(&mut table, "timeout_seconds", Value::Timeout(proxy.timeout_seconds));
+    insert(
+        &mut table,
+        "timeout_seconds",
+        Value::Timeout(proxy.timeout_seconds),
+    );
     table
 }
 

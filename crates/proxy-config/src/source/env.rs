@@ -19,10 +19,10 @@ pub(crate) fn env_tree(vars: Vec<RawVar>) -> Result<Table, ConfigError> {
     let mut ours: BTreeMap<String, OsString> = BTreeMap::new();
     for (name, value) in vars {
         // A name that is not UTF-8 cannot start with our prefix in any meaningful way.
-        if let Ok(name) = name.into_string() {
-            if name.starts_with(ENV_PREFIX) {
-                ours.insert(name, value);
-            }
+        if let Ok(name) = name.into_string()
+            && name.starts_with(ENV_PREFIX)
+        {
+            ours.insert(name, value);
         }
     }
 
@@ -34,7 +34,10 @@ pub(crate) fn env_tree(vars: Vec<RawVar>) -> Result<Table, ConfigError> {
         let fail = |key: String, kind| ConfigError::new(key, Some(origin.clone()), kind);
         let rest = &name[ENV_PREFIX.len()..];
         let raw_segments: Vec<&str> = rest.split("__").collect();
-        let segments: Vec<String> = raw_segments.iter().map(|s| s.to_ascii_lowercase()).collect();
+        let segments: Vec<String> = raw_segments
+            .iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
         if segments.iter().any(String::is_empty) {
             return Err(fail(segments.join("."), ConfigErrorKind::MalformedEnvName));
         }

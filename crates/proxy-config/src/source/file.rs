@@ -37,8 +37,13 @@ impl Format {
 /// Reads and parses a file; the format comes from the extension.
 pub(crate) fn file_tree(path: &Path) -> Result<Table, ConfigError> {
     let origin = Origin::File(path.to_path_buf());
-    let format = Format::from_path(path)
-        .ok_or_else(|| ConfigError::new(String::new(), Some(origin.clone()), ConfigErrorKind::UnknownFormat))?;
+    let format = Format::from_path(path).ok_or_else(|| {
+        ConfigError::new(
+            String::new(),
+            Some(origin.clone()),
+            ConfigErrorKind::UnknownFormat,
+        )
+    })?;
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(String::new(), Some(origin), ConfigErrorKind::ReadFile(e)))?;
     text_tree(path.to_path_buf(), &text, format)
@@ -89,21 +94,27 @@ fn convert_table(
     let mut spellings: BTreeMap<String, String> = BTreeMap::new();
     let mut out = Table::new();
     for (raw_key, value) in table {
-        let key = if ids { raw_key.to_ascii_lowercase() } else { raw_key.clone() };
-        if ids {
-            if let Some(other) = spellings.insert(key.clone(), raw_key.clone()) {
-                // The parser's map has no stable order: name the spellings sorted.
-                let (first, second) = if other <= raw_key { (other, raw_key) } else { (raw_key, other) };
-                return Err(ConfigError::new(
-                    format!("exchanges.{key}"),
-                    Some(origin.clone()),
-                    ConfigErrorKind::DuplicateExchange {
-                        first,
-                        second,
-                        other_source: None,
-                    },
-                ));
-            }
+        let key = if ids {
+            raw_key.to_ascii_lowercase()
+        } else {
+            raw_key.clone()
+        };
+        if ids && let Some(other) = spellings.insert(key.clone(), raw_key.clone()) {
+            // The parser's map has no stable order: name the spellings sorted.
+            let (first, second) = if other <= raw_key {
+                (other, raw_key)
+            } else {
+                (raw_key, other)
+            };
+            return Err(ConfigError::new(
+                format!("exchanges.{key}"),
+                Some(origin.clone()),
+                ConfigErrorKind::DuplicateExchange {
+                    first,
+                    second,
+                    other_source: None,
+                },
+            ));
         }
         let mut child_path = path.to_vec();
         child_path.push(&key);

@@ -1,0 +1,395 @@
+//! Table tests of loading settings from each source (environment, YAML, TOML, serde), with the
+//! exact text of every rejection: key path, problem, source and what to do.
+
+use proxy_config::{ConfigError, ExchangeId, Loader, ProxySettings, TimeoutSeconds};
+use rstest::rstest;
+
+fn env(pairs: &[(&str, &str)]) -> Result<ProxySettings, ConfigError> {
+    Loader::new()
+        .env_vars(pairs.iter().map(|(k, v)| (*k, *v)))
+        .load()
+}
+
+fn yaml(text: &str) -> Result<ProxySettings, ConfigError> {
+    Loader::new().yaml_str("feed.yaml", text).load()
+}
+
+fn toml(text: &str) -> Result<ProxySettings, ConfigError> {
+    Loader::new().toml_str("feed.toml", text).load()
+}
+
+#[cfg(feature = "socks")]
+const SCHEME_LIST: &str = "http, https, socks4, socks4a, socks5, socks5h";
+#[cfg(not(feature = "socks"))]
+const SCHEME_LIST: &str =
+    "http, https (socks4, socks4a, socks5 and socks5h need the `socks` feature)";
+
+fn schemes(text: &str) -> String {
+    text.replace("{SCHEMES}", &format!("expected one of {SCHEME_LIST}"))
+        .replace("http, https, socks4, socks4a, socks5, socks5h", SCHEME_LIST)
+}
+
+#[test]
+fn every_source_gives_the_same_settings() {
+    let from_env = env(&[
+        ("CRYPTOFEED_PROXY_ENABLED", "true"),
+        ("CRYPTOFEED_PROXY_DEFAULT__HTTP__URL", "http://corp:3128"),
+        ("CRYPTOFEED_PROXY_DEFAULT__HTTP__TIMEOUT_SECONDS", "15"),
+        (
+            "CRYPTOFEED_PROXY_EXCHANGES__BINANCE__WEBSOCKET__URL",
+            "https://u:p%40ss@eu:443",
+        ),
+        ("UNRELATED_VARIABLE", "ignored"),
+    ])
+    .expect("env loads");
+    let from_yaml = yaml(
+        "feed: {symbols: [BTC-USDT]}\nproxy:\n  enabled: true\n  default:\n    http:\n      url: http://corp:3128\n      timeout_seconds: 15\n  exchanges:\n    BINANCE:\n      websocket:\n        url: 'https://u:p%40ss@eu:443'\n",
+    )
+    .expect("yaml loads");
+    let from_toml = toml(
+        "[feed]\nsymbols = ['BTC-USDT']\n[proxy]\nenabled = true\n[proxy.default.http]\nurl = 'http://corp:3128'\ntimeout_seconds = 15\n[proxy.exchanges.binance.websocket]\nurl = 'https://u:p%40ss@eu:443'\n",
+    )
+    .expect("toml loads");
+    let from_serde: ProxySettings = serde_json::from_str(
+        r#"{"enabled":true,"default":{"http":{"url":"http://corp:3128","timeout_seconds":15}},
+            "exchanges":{"Binance":{"websocket":{"url":"https://u:p%40ss@eu:443"}}}}"#,
+    )
+    .expect("serde loads");
+    assert_eq!(from_env, from_yaml);
+    assert_eq!(from_env, from_toml);
+    assert_eq!(from_env, from_serde);
+
+    let binance = from_env.exchange("Binance").expect("binance configured");
+    let ws = binance.websocket.as_ref().expect("websocket proxy");
+    assert_eq!(ws.url.password().map(|p| p.expose()), Some("p@ss"));
+    assert_eq!(ws.timeout_seconds, TimeoutSeconds::DEFAULT);
+    assert!(binance.http.is_none());
+    let http = from_env.default.http.as_ref().expect("default http");
+    assert_eq!(http.timeout_seconds.get(), 15);
+}
+
+#[rstest]
+#[case::nothing(&[], true)]
+#[case::enabled_false(&[("CRYPTOFEED_PROXY_ENABLED", "false")], false)]
+#[case::enabled_zero(&[("CRYPTOFEED_PROXY_ENABLED", "0")], false)]
+#[case::enabled_upper(&[("CRYPTOFEED_PROXY_ENABLED", "TRUE")], true)]
+#[case::lower_case_keys(&[("CRYPTOFEED_PROXY_enabled", "off")], false)]
+fn enabled_flag(#[case] vars: &[(&str, &str)], #[case] expected: bool) {
+    assert_eq!(env(vars).expect("loads").enabled, expected);
+}
+
+#[rstest]
+#[case::timeout_1("1", Some(1))]
+#[case::timeout_300("300", Some(300))]
+#[case::timeout_0("0", None)]
+#[case::timeout_301("301", None)]
+fn timeout_bounds_from_env(#[case] value: &str, #[case] expected: Option<u16>) {
+    let result = env(&[
+        ("CRYPTOFEED_PROXY_DEFAULT__HTTP__URL", "http://h:1"),
+        ("CRYPTOFEED_PROXY_DEFAULT__HTTP__TIMEOUT_SECONDS", value),
+    ]);
+    match expected {
+        Some(seconds) => {
+            let settings = result.expect("in range");
+            let http = settings.default.http.expect("set");
+            assert_eq!(http.timeout_seconds.get(), seconds);
+        }
+        None => assert_eq!(
+            result.expect_err("out of range").to_string(),
+            format!(
+                "default.http.timeout_seconds: timeout {value} out of range (from CRYPTOFEED_PROXY_DEFAULT__HTTP__TIMEOUT_SECONDS); expected 1 to 300 seconds"
+            )
+        ),
+    }
+}
+
+#[rstest]
+#[case::timeout_1(1, true)]
+#[case::timeout_300(300, true)]
+#[case::timeout_0(0, false)]
+#[case::timeout_301(301, false)]
+#[case::negative(-5, false)]
+fn timeout_bounds_from_files(#[case] seconds: i64, #[case] ok: bool) {
+    let y = yaml(&format!(
+        "proxy:\n  exchanges:\n    kraken:\n      http: {{url: 'http://h:1', timeout_seconds: {seconds}}}\n"
+    ));
+    let t = toml(&format!(
+        "[proxy.exchanges.kraken.http]\nurl = 'http://h:1'\ntimeout_seconds = {seconds}\n"
+    ));
+    for (result, file) in [(y, "feed.yaml"), (t, "feed.toml")] {
+        if ok {
+            let settings = result.expect("in range");
+            let http = settings
+                .exchange("kraken")
+                .and_then(|p| p.http.clone())
+                .expect("set");
+            assert_eq!(i64::from(http.timeout_seconds.get()), seconds);
+        } else {
+            assert_eq!(
+                result.expect_err("out of range").to_string(),
+                format!(
+                    "exchanges.kraken.http.timeout_seconds: timeout {seconds} out of range (from file {file}); expected 1 to 300 seconds"
+                )
+            );
+        }
+    }
+}
+
+/// Invalid settings from the environment: (variables, exact message).
+#[rstest]
+#[case::ftp(
+    &[("CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__URL", "ftp://u:secret@proxy:21")],
+    "exchanges.binance.http.url: unsupported proxy scheme \"ftp\" (from CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__URL); {SCHEMES}"
+)]
+#[case::invalid_url(
+    &[("CRYPTOFEED_PROXY_DEFAULT__WEBSOCKET__URL", "invalid-url")],
+    "default.websocket.url: missing scheme in proxy URL (from CRYPTOFEED_PROXY_DEFAULT__WEBSOCKET__URL); expected scheme://host:port with scheme one of http, https, socks4, socks4a, socks5, socks5h"
+)]
+#[case::missing_port(
+    &[("CRYPTOFEED_PROXY_DEFAULT__HTTP__URL", "http://u:secret@proxy.example")],
+    "default.http.url: missing port in proxy URL (from CRYPTOFEED_PROXY_DEFAULT__HTTP__URL); the port is required: a number from 1 to 65535 after the host, e.g. :8080"
+)]
+#[case::unknown_root_key(
+    &[("CRYPTOFEED_PROXY_ENABLE", "true")],
+    "enable: unknown key (from CRYPTOFEED_PROXY_ENABLE); expected one of enabled, default, exchanges"
+)]
+#[case::unknown_transport(
+    &[("CRYPTOFEED_PROXY_DEFAULT__WS__URL", "http://h:1")],
+    "default.ws: unknown key (from CRYPTOFEED_PROXY_DEFAULT__WS__URL); expected one of http, websocket"
+)]
+#[case::unknown_exchange_transport(
+    &[("CRYPTOFEED_PROXY_EXCHANGES__BINANCE__REST__URL", "http://h:1")],
+    "exchanges.binance.rest: unknown key (from CRYPTOFEED_PROXY_EXCHANGES__BINANCE__REST__URL); expected one of http, websocket"
+)]
+#[case::unknown_proxy_key(
+    &[("CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__ADDRESS", "http://h:1")],
+    "exchanges.binance.http.address: unknown key (from CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__ADDRESS); expected one of url, timeout_seconds"
+)]
+#[case::value_instead_of_table(
+    &[("CRYPTOFEED_PROXY_DEFAULT__HTTP", "http://h:1")],
+    "default.http: expected a table with keys url, timeout_seconds, found a string (from CRYPTOFEED_PROXY_DEFAULT__HTTP)"
+)]
+#[case::exchanges_as_value(
+    &[("CRYPTOFEED_PROXY_EXCHANGES", "binance")],
+    "exchanges: expected a table of exchange ids, found a string (from CRYPTOFEED_PROXY_EXCHANGES)"
+)]
+#[case::value_and_table(
+    &[("CRYPTOFEED_PROXY_DEFAULT__HTTP", "x"), ("CRYPTOFEED_PROXY_DEFAULT__HTTP__URL", "http://h:1")],
+    "default.http: set more than once (also by CRYPTOFEED_PROXY_DEFAULT__HTTP) (from CRYPTOFEED_PROXY_DEFAULT__HTTP__URL)"
+)]
+#[case::timeout_not_a_number(
+    &[("CRYPTOFEED_PROXY_DEFAULT__HTTP__URL", "http://h:1"), ("CRYPTOFEED_PROXY_DEFAULT__HTTP__TIMEOUT_SECONDS", "30s")],
+    "default.http.timeout_seconds: invalid value (from CRYPTOFEED_PROXY_DEFAULT__HTTP__TIMEOUT_SECONDS); expected a whole number of seconds from 1 to 300"
+)]
+#[case::timeout_without_url(
+    &[("CRYPTOFEED_PROXY_EXCHANGES__OKX__WEBSOCKET__TIMEOUT_SECONDS", "5")],
+    "exchanges.okx.websocket.url: missing proxy url (from CRYPTOFEED_PROXY_EXCHANGES__OKX__WEBSOCKET__TIMEOUT_SECONDS); every proxy needs a url such as http://proxy.example:8080"
+)]
+#[case::enabled_garbage(
+    &[("CRYPTOFEED_PROXY_ENABLED", "maybe")],
+    "enabled: invalid value (from CRYPTOFEED_PROXY_ENABLED); expected true or false"
+)]
+#[case::empty_value(
+    &[("CRYPTOFEED_PROXY_DEFAULT__HTTP__URL", "")],
+    "default.http.url: empty value (from CRYPTOFEED_PROXY_DEFAULT__HTTP__URL); remove the setting instead of leaving it empty"
+)]
+#[case::malformed_name(
+    &[("CRYPTOFEED_PROXY_DEFAULT___HTTP__URL", "http://h:1")],
+    "default._http: unknown key (from CRYPTOFEED_PROXY_DEFAULT___HTTP__URL); expected one of http, websocket"
+)]
+#[case::trailing_separator(
+    &[("CRYPTOFEED_PROXY_DEFAULT__HTTP__", "http://h:1")],
+    "default.http.: malformed environment variable name (from CRYPTOFEED_PROXY_DEFAULT__HTTP__); separate keys with a double underscore, e.g. CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__URL"
+)]
+#[case::two_spellings(
+    &[("CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__URL", "http://h:1"), ("CRYPTOFEED_PROXY_EXCHANGES__Binance__WEBSOCKET__URL", "http://h:2")],
+    "exchanges.binance: exchange id given twice, as \"BINANCE\" and \"Binance\" (from CRYPTOFEED_PROXY_EXCHANGES__Binance__WEBSOCKET__URL); exchange ids are case-insensitive; keep one spelling (see CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__URL)"
+)]
+#[case::bad_exchange_id(
+    &[("CRYPTOFEED_PROXY_EXCHANGES__BIN$NCE__HTTP__URL", "http://h:1")],
+    "exchanges.bin$nce: invalid exchange id (from CRYPTOFEED_PROXY_EXCHANGES__BIN$NCE__HTTP__URL); exchange ids use letters, digits, '_', '-' and '.'"
+)]
+fn invalid_env(#[case] vars: &[(&str, &str)], #[case] expected: &str) {
+    let err = env(vars).expect_err("must be rejected");
+    assert_eq!(err.to_string(), schemes(expected));
+}
+
+/// Invalid settings from YAML (first) and the same from TOML (second), with exact messages.
+#[rstest]
+#[case::unknown_root_key(
+    "proxy:\n  enable: true\n",
+    "[proxy]\nenable = true\n",
+    "enable: unknown key (from file {F}); expected one of enabled, default, exchanges"
+)]
+#[case::unknown_default_key(
+    "proxy:\n  default:\n    rest: {url: 'http://h:1'}\n",
+    "[proxy.default.rest]\nurl = 'http://h:1'\n",
+    "default.rest: unknown key (from file {F}); expected one of http, websocket"
+)]
+#[case::unknown_exchange_key(
+    "proxy:\n  exchanges:\n    binance:\n      ws: {url: 'http://h:1'}\n",
+    "[proxy.exchanges.binance.ws]\nurl = 'http://h:1'\n",
+    "exchanges.binance.ws: unknown key (from file {F}); expected one of http, websocket"
+)]
+#[case::unknown_proxy_key(
+    "proxy:\n  default:\n    http: {url: 'http://h:1', timeout: 5}\n",
+    "[proxy.default.http]\nurl = 'http://h:1'\ntimeout = 5\n",
+    "default.http.timeout: unknown key (from file {F}); expected one of url, timeout_seconds"
+)]
+#[case::wrong_type_enabled(
+    "proxy:\n  enabled: 'yes'\n",
+    "[proxy]\nenabled = 'yes'\n",
+    "enabled: expected true or false, found a string (from file {F})"
+)]
+#[case::wrong_type_timeout(
+    "proxy:\n  default:\n    http: {url: 'http://h:1', timeout_seconds: '30'}\n",
+    "[proxy.default.http]\nurl = 'http://h:1'\ntimeout_seconds = '30'\n",
+    "default.http.timeout_seconds: expected a whole number of seconds from 1 to 300, found a string (from file {F})"
+)]
+#[case::float_timeout(
+    "proxy:\n  default:\n    http: {url: 'http://h:1', timeout_seconds: 2.5}\n",
+    "[proxy.default.http]\nurl = 'http://h:1'\ntimeout_seconds = 2.5\n",
+    "default.http.timeout_seconds: expected a whole number of seconds from 1 to 300, found a floating-point number (from file {F})"
+)]
+#[case::url_not_a_string(
+    "proxy:\n  default:\n    http: {url: 8080}\n",
+    "[proxy.default.http]\nurl = 8080\n",
+    "default.http.url: expected a proxy URL string, found an integer (from file {F})"
+)]
+#[case::list_for_table(
+    "proxy:\n  exchanges: [binance]\n",
+    "[proxy]\nexchanges = ['binance']\n",
+    "exchanges: expected a table of exchange ids, found a list (from file {F})"
+)]
+#[case::proxy_not_a_table(
+    "proxy: http://h:1\n",
+    "proxy = 'http://h:1'\n",
+    "proxy: expected a table of proxy settings, found a string (from file {F})"
+)]
+#[case::missing_url(
+    "proxy:\n  default:\n    websocket: {timeout_seconds: 5}\n",
+    "[proxy.default.websocket]\ntimeout_seconds = 5\n",
+    "default.websocket.url: missing proxy url (from file {F}); every proxy needs a url such as http://proxy.example:8080"
+)]
+#[case::bad_scheme(
+    "proxy:\n  exchanges:\n    binance:\n      http: {url: 'ftp://u:secret@h:21'}\n",
+    "[proxy.exchanges.binance.http]\nurl = 'ftp://u:secret@h:21'\n",
+    "exchanges.binance.http.url: unsupported proxy scheme \"ftp\" (from file {F}); {SCHEMES}"
+)]
+#[case::two_spellings(
+    "proxy:\n  exchanges:\n    Binance: {http: {url: 'http://h:1'}}\n    binance: {websocket: {url: 'http://h:1'}}\n",
+    "[proxy.exchanges.Binance.http]\nurl = 'http://h:1'\n[proxy.exchanges.binance.websocket]\nurl = 'http://h:1'\n",
+    "exchanges.binance: exchange id given twice, as \"Binance\" and \"binance\" (from file {F}); exchange ids are case-insensitive; keep one spelling"
+)]
+fn invalid_files(#[case] yaml_text: &str, #[case] toml_text: &str, #[case] expected: &str) {
+    let expected = schemes(expected);
+    let err = yaml(yaml_text).expect_err("yaml must be rejected");
+    assert_eq!(err.to_string(), expected.replace("{F}", "feed.yaml"));
+    let err = toml(toml_text).expect_err("toml must be rejected");
+    assert_eq!(err.to_string(), expected.replace("{F}", "feed.toml"));
+}
+
+#[test]
+fn file_without_proxy_block_gives_defaults() {
+    assert_eq!(
+        yaml("feed:\n  exchanges: [binance]\n").expect("loads"),
+        ProxySettings::default()
+    );
+    assert_eq!(
+        toml("[feed]\nx = 1\n").expect("loads"),
+        ProxySettings::default()
+    );
+    assert_eq!(yaml("").expect("loads"), ProxySettings::default());
+}
+
+#[test]
+fn syntax_errors_do_not_quote_the_file() {
+    let err = toml("[proxy.default.http]\nurl = http://user:hunter2@h:1\n").expect_err("bad toml");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("invalid TOML: TOML parse error at line 2, column 7"),
+        "{text}"
+    );
+    assert!(text.ends_with("(from file feed.toml)"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+
+    let err = yaml("proxy:\n  default:\n    http: {url: 'http://user:hunter2@h:1'\n")
+        .expect_err("bad yaml");
+    let text = err.to_string();
+    assert!(text.starts_with("invalid YAML: "), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[test]
+fn file_errors_name_the_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("absent.yaml");
+    let err = Loader::new()
+        .file(&missing)
+        .load()
+        .expect_err("missing file");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot read config file: No such file or directory (os error 2) (from file {})",
+            missing.display()
+        )
+    );
+    let ini = dir.path().join("proxy.ini");
+    std::fs::write(&ini, "x").expect("write");
+    let err = Loader::new().file(&ini).load().expect_err("unknown type");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "unknown config file type (from file {}); use a .yaml, .yml or .toml file",
+            ini.display()
+        )
+    );
+    let yml = dir.path().join("feed.yml");
+    std::fs::write(
+        &yml,
+        "proxy:\n  exchanges:\n    kraken:\n      http: {url: 'http://h:9'}\n",
+    )
+    .expect("write");
+    let settings = Loader::new().file(&yml).load().expect("loads .yml");
+    assert!(settings.exchange("KRAKEN").is_some());
+}
+
+#[test]
+fn serde_rejects_unknown_keys_and_duplicate_ids() {
+    for (json, needle) in [
+        (r#"{"enable":true}"#, "unknown field `enable`"),
+        (r#"{"default":{"rest":{}}}"#, "unknown field `rest`"),
+        (
+            r#"{"default":{"http":{"url":"http://h:1","timeout":3}}}"#,
+            "unknown field `timeout`",
+        ),
+        (r#"{"exchanges":{"x":{"ws":{}}}}"#, "unknown field `ws`"),
+        (
+            r#"{"exchanges":{"A":{},"a":{}}}"#,
+            "exchange id \"a\" given twice",
+        ),
+        (
+            r#"{"default":{"http":{"url":"http://h:1","timeout_seconds":0}}}"#,
+            "timeout 0 out of range",
+        ),
+        (
+            r#"{"default":{"http":{"url":"ftp://u:secret@h:1"}}}"#,
+            "unsupported proxy scheme \"ftp\"",
+        ),
+    ] {
+        let err = serde_json::from_str::<ProxySettings>(json)
+            .expect_err(json)
+            .to_string();
+        assert!(err.contains(needle), "{json}: {err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+}
+
+#[test]
+fn exchange_ids_are_case_insensitive() {
+    let id = ExchangeId::new("Binance_Futures").expect("valid");
+    assert_eq!(id.as_str(), "binance_futures");
+    assert!(ExchangeId::new("").is_err());
+    assert!(ExchangeId::new("bin ance").is_err());
+}
