@@ -82,8 +82,7 @@ impl Loader {
         self
     }
 
-    /// The process environment, read when loading (variables starting with
-    /// `CRYPTOFEED_PROXY_`).
+    /// The process environment as it is now (variables starting with `CRYPTOFEED_PROXY_`).
     #[must_use]
     pub fn process_env(mut self) -> Self {
         self.env = Some(std::env::vars_os().collect());
