@@ -1,0 +1,27 @@
+//! Loopback stand-ins for feedproxy tests: a test CA, an HTTPS server and in-process proxies that
+//! record what they saw.
+//!
+//! Depends on no workspace crate, so any crate may use it as a dev-dependency. Everything here binds
+//! to 127.0.0.1 or ::1 only, and the proxies refuse every destination that is not loopback (see
+//! "Network safety for tests" in the design notes).
+//!
+//! - [`ca::TestCa`]: an rcgen CA issuing leaf certificates, with rustls server and client configs.
+//! - [`https::HttpsServer`]: a keep-alive HTTP/1.1 server over TLS with fixed responses per path.
+//! - [`connect_proxy::ConnectProxy`]: an HTTP CONNECT proxy (plain or over TLS, optional Basic auth,
+//!   selectable faults).
+//! - [`socks::SocksProxy`]: a SOCKS4/4a/5/5h proxy (optional user/password, selectable faults).
+//!
+//! Each proxy module has its own `Fault` enum; they are not re-exported here, so call sites name
+//! which one they mean (`connect_proxy::Fault`, `socks::Fault`).
+
+pub mod ca;
+pub mod connect_proxy;
+pub mod https;
+pub mod socks;
+mod wire;
+
+pub use ca::TestCa;
+pub use connect_proxy::{ConnectProxy, ConnectRecord, ProxyOptions};
+pub use https::{HttpsServer, Request, Response, Routes};
+pub use socks::{SocksOptions, SocksProxy, SocksRecord};
+pub use wire::basic_auth_value;
