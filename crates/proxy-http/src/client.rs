@@ -1,0 +1,384 @@
+//! `HttpClient`: GET/POST/DELETE with headers, query and body over one route, pooled, with a
+//! per-request timeout and a response size cap.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use proxy_resolve::{Route, Transport};
+use proxy_tunnel::{TlsOptions, TlsOptionsError, TunnelConnector, TunnelError};
+
+use std::sync::Arc;
+
+use crate::connector::{ConnectError, ExchangeConnector, SharedConnectError};
+
+/// How an [`HttpClient`] behaves.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Trust anchors for exchanges (and for https:// proxies).
+    pub tls: TlsOptions,
+    /// Bound on one request: connecting (if needed), sending, and reading the whole response.
+    pub timeout: Duration,
+    /// The largest response body accepted.
+    pub max_body_bytes: usize,
+    /// How long an idle pooled connection is kept.
+    pub pool_idle_timeout: Duration,
+    /// Bound on direct TCP connects.
+    pub direct_timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            tls: TlsOptions::default(),
+            timeout: Duration::from_secs(30),
+            max_body_bytes: 16 * 1024 * 1024,
+            pool_idle_timeout: Duration::from_secs(90),
+            direct_timeout: proxy_tunnel::DEFAULT_DIRECT_TIMEOUT,
+        }
+    }
+}
+
+/// A pooled HTTP/1.1 client for one exchange's REST connections along one route.
+///
+/// `https://` URLs get TLS to the exchange inside the tunnel, verified against
+/// [`HttpOptions::tls`] with the URL's host as SNI. `http://` URLs through an HTTP proxy also use
+/// CONNECT (not absolute-form forwarding), so every scheme and every proxy kind takes the same
+/// path and the proxy sees only the target's host and port. Sequential requests to one host reuse
+/// one connection (and so one proxy handshake). Building a client does no I/O.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    client: Client<ExchangeConnector, Full<Bytes>>,
+    route: Route,
+    exchange: String,
+    timeout: Duration,
+    max_body_bytes: usize,
+}
+
+impl HttpClient {
+    /// A client for `exchange` along `route` (REST transport).
+    pub fn new(route: Route, exchange: &str, options: HttpOptions) -> Result<Self, HttpError> {
+        let tls = options
+            .tls
+            .client_config(&[b"http/1.1"])
+            .map_err(HttpError::Tls)?;
+        let proxy_tls = options.tls.client_config(&[]).map_err(HttpError::Tls)?;
+        let tunnel = TunnelConnector::new(route.clone(), exchange, Transport::Http)
+            .with_proxy_tls(proxy_tls)
+            .with_direct_timeout(options.direct_timeout);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(options.pool_idle_timeout)
+            .pool_timer(TokioTimer::new())
+            .build(ExchangeConnector::new(tunnel, tls));
+        Ok(Self {
+            client,
+            route,
+            exchange: exchange.to_owned(),
+            timeout: options.timeout,
+            max_body_bytes: options.max_body_bytes,
+        })
+    }
+
+    /// The route this client takes.
+    pub fn route(&self) -> &Route {
+        &self.route
+    }
+
+    /// A GET request.
+    pub fn get(&self, url: &str) -> RequestBuilder<'_> {
+        self.request(Method::GET, url)
+    }
+
+    /// A POST request.
+    pub fn post(&self, url: &str) -> RequestBuilder<'_> {
+        self.request(Method::POST, url)
+    }
+
+    /// A DELETE request.
+    pub fn delete(&self, url: &str) -> RequestBuilder<'_> {
+        self.request(Method::DELETE, url)
+    }
+
+    /// A request with any method.
+    pub fn request(&self, method: Method, url: &str) -> RequestBuilder<'_> {
+        RequestBuilder {
+            client: self,
+            method,
+            url: url.to_owned(),
+            query: Vec::new(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            timeout: self.timeout,
+            error: None,
+        }
+    }
+}
+
+/// A request being built; [`RequestBuilder::send`] sends it.
+#[derive(Debug)]
+pub struct RequestBuilder<'a> {
+    client: &'a HttpClient,
+    method: Method,
+    url: String,
+    query: Vec<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+    timeout: Duration,
+    error: Option<HttpErrorKind>,
+}
+
+impl RequestBuilder<'_> {
+    /// Adds a header.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                self.headers.append(name, value);
+            }
+            _ => {
+                self.error = Some(HttpErrorKind::InvalidHeader(
+                    name.chars().take(64).collect(),
+                ))
+            }
+        }
+        self
+    }
+
+    /// Appends query parameters (percent-encoded here).
+    #[must_use]
+    pub fn query<K: AsRef<str>, V: AsRef<str>>(mut self, pairs: &[(K, V)]) -> Self {
+        self.query.extend(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned())),
+        );
+        self
+    }
+
+    /// Sets the body.
+    #[must_use]
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Replaces the client's per-request timeout for this request.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sends the request and reads the whole response (up to the size cap).
+    pub async fn send(self) -> Result<HttpResponse, HttpError> {
+        let client = self.client;
+        let uri = build_uri(&self.url, &self.query);
+        let context = |kind| HttpError::Request {
+            kind,
+            method: self.method.clone(),
+            url: redacted_url(&self.url),
+            exchange: client.exchange.clone(),
+        };
+        if let Some(kind) = self.error {
+            return Err(context(kind));
+        }
+        let uri = uri.map_err(&context)?;
+        let mut request = http::Request::builder()
+            .method(self.method.clone())
+            .uri(uri);
+        if let Some(headers) = request.headers_mut() {
+            *headers = self.headers;
+            if !headers.contains_key(http::header::USER_AGENT) {
+                headers.insert(
+                    http::header::USER_AGENT,
+                    HeaderValue::from_static(concat!("feedproxy/", env!("CARGO_PKG_VERSION"))),
+                );
+            }
+        }
+        let request = request
+            .body(Full::new(self.body))
+            .map_err(|_| context(HttpErrorKind::InvalidUrl))?;
+        let max = client.max_body_bytes;
+        let exchange = async {
+            let response = client
+                .client
+                .request(request)
+                .await
+                .map_err(HttpErrorKind::from_client)?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, max).collect().await.map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    HttpErrorKind::BodyTooLarge(max)
+                } else {
+                    HttpErrorKind::Body(e.to_string())
+                }
+            })?;
+            Ok(HttpResponse {
+                status: parts.status,
+                headers: parts.headers,
+                body: body.to_bytes(),
+            })
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(result) => result.map_err(context),
+            Err(_) => Err(context(HttpErrorKind::Timeout(self.timeout))),
+        }
+    }
+}
+
+/// A complete response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    /// The body as UTF-8 text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A request that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// The TLS options could not be turned into a client configuration.
+    #[error("invalid TLS options: {0}")]
+    Tls(#[source] TlsOptionsError),
+    /// A request failed; `url` is shown without its query.
+    #[error("{method} {url}: {kind} (exchange {exchange})")]
+    Request {
+        /// What went wrong.
+        #[source]
+        kind: HttpErrorKind,
+        /// The method.
+        method: Method,
+        /// `scheme://host:port/path`, without the query (it may carry signatures).
+        url: String,
+        /// The exchange the client is for.
+        exchange: String,
+    },
+}
+
+impl HttpError {
+    /// What went wrong, for request errors.
+    pub fn kind(&self) -> Option<&HttpErrorKind> {
+        match self {
+            HttpError::Request { kind, .. } => Some(kind),
+            HttpError::Tls(_) => None,
+        }
+    }
+
+    /// The route's error, when the connection could not be opened (who is at fault, which
+    /// proxy).
+    pub fn tunnel_error(&self) -> Option<&TunnelError> {
+        match self.kind()? {
+            HttpErrorKind::Connect(e) => match &**e {
+                ConnectError::Tunnel(e) => Some(e),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// What went wrong with a request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpErrorKind {
+    /// The URL is not an absolute `http://` or `https://` URL.
+    #[error("invalid URL")]
+    InvalidUrl,
+    /// A header name or value is not valid.
+    #[error("invalid header {0}")]
+    InvalidHeader(String),
+    /// The connection could not be opened (route, or TLS to the exchange).
+    #[error("cannot connect: {0}")]
+    Connect(#[source] Arc<ConnectError>),
+    /// The connection failed during the request or response.
+    #[error("request failed: {0}")]
+    Transport(String),
+    /// Reading the body failed.
+    #[error("reading the response body failed: {0}")]
+    Body(String),
+    /// The body is larger than the cap.
+    #[error("response body over {0} bytes")]
+    BodyTooLarge(usize),
+    /// The request did not complete in time.
+    #[error("request timed out after {}s", .0.as_secs_f64())]
+    Timeout(Duration),
+}
+
+impl HttpErrorKind {
+    fn from_client(error: hyper_util::client::legacy::Error) -> Self {
+        // A connect error's source is our ConnectError; take it back out for a typed error.
+        let mut source = std::error::Error::source(&error);
+        while let Some(inner) = source {
+            if let Some(shared) = inner.downcast_ref::<SharedConnectError>() {
+                return HttpErrorKind::Connect(Arc::clone(&shared.0));
+            }
+            source = inner.source();
+        }
+        let detail = std::error::Error::source(&error)
+            .map_or_else(|| error.to_string(), ToString::to_string);
+        HttpErrorKind::Transport(detail)
+    }
+}
+
+fn build_uri(url: &str, query: &[(String, String)]) -> Result<Uri, HttpErrorKind> {
+    let mut text = url.to_owned();
+    if !query.is_empty() {
+        text.push(if url.contains('?') { '&' } else { '?' });
+        let encoded: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        text.push_str(&encoded.join("&"));
+    }
+    let uri: Uri = text.parse().map_err(|_| HttpErrorKind::InvalidUrl)?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(_))
+            if uri.authority().is_some_and(|a| !a.as_str().contains('@')) =>
+        {
+            Ok(uri)
+        }
+        _ => Err(HttpErrorKind::InvalidUrl),
+    }
+}
+
+/// RFC 3986 unreserved characters stay, everything else is percent-encoded.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The URL without query, fragment or user-info, for messages.
+fn redacted_url(url: &str) -> String {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    let base = &url[..end];
+    match (base.find("://"), base.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}{}", &base[..scheme_end + 3], &base[at + 1..])
+        }
+        _ => base.chars().take(256).collect(),
+    }
+}

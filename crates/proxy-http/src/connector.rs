@@ -1,0 +1,190 @@
+//! `ExchangeConnector`: hyper-util's connector for one route: a tunnel from proxy-tunnel, then
+//! TLS to the exchange (SNI = the exchange's host name) for `https://` URLs.
+
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::Uri;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::TokioIo;
+use proxy_tunnel::{TunnelConnector, TunnelError, TunnelStream};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_rustls::client::TlsStream;
+
+/// Why a connection to the exchange could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The route (direct or proxy) failed; see [`TunnelError`] for who is at fault.
+    #[error(transparent)]
+    Tunnel(#[from] TunnelError),
+    /// TLS to the exchange, through the tunnel, failed (certificate not trusted, name mismatch).
+    #[error("TLS to {host} failed: {source}")]
+    Tls {
+        /// The exchange host.
+        host: String,
+        /// rustls' reason.
+        #[source]
+        source: io::Error,
+    },
+    /// The URL has no host, or one that is not a valid TLS server name.
+    #[error("invalid target host in URL")]
+    InvalidTarget,
+}
+
+/// A [`ConnectError`] as the connector returns it: shared, so the client can take it back out
+/// of hyper-util's error (which only lends its source) as a typed error.
+#[derive(Debug, Clone)]
+pub struct SharedConnectError(pub(crate) Arc<ConnectError>);
+
+impl SharedConnectError {
+    /// The error.
+    pub fn error(&self) -> &ConnectError {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SharedConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&*self.0)
+    }
+}
+
+/// The stream hyper speaks HTTP/1.1 over: the tunnel, with TLS to the exchange for https.
+#[derive(Debug)]
+pub enum ExchangeStream {
+    /// `http://` targets: the tunnel itself.
+    Plain(TunnelStream),
+    /// `https://` targets: TLS to the exchange inside the tunnel.
+    Tls(Box<TlsStream<TunnelStream>>),
+}
+
+impl Connection for ExchangeStream {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl AsyncRead for ExchangeStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ExchangeStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ExchangeStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ExchangeStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ExchangeStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ExchangeStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ExchangeStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            ExchangeStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ExchangeStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ExchangeStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// hyper-util connector for one route. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ExchangeConnector {
+    tunnel: TunnelConnector,
+    tls: Arc<ClientConfig>,
+}
+
+impl ExchangeConnector {
+    /// A connector over `tunnel`, verifying exchanges with `tls`.
+    pub fn new(tunnel: TunnelConnector, tls: Arc<ClientConfig>) -> Self {
+        Self { tunnel, tls }
+    }
+
+    /// The tunnel connector (its route, exchange and transport).
+    pub fn tunnel(&self) -> &TunnelConnector {
+        &self.tunnel
+    }
+}
+
+type Connecting =
+    Pin<Box<dyn Future<Output = Result<TokioIo<ExchangeStream>, SharedConnectError>> + Send>>;
+
+impl tower_service::Service<Uri> for ExchangeConnector {
+    type Response = TokioIo<ExchangeStream>;
+    type Error = SharedConnectError;
+    type Future = Connecting;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            this.connect(uri)
+                .await
+                .map_err(|e| SharedConnectError(Arc::new(e)))
+        })
+    }
+}
+
+impl ExchangeConnector {
+    async fn connect(self, uri: Uri) -> Result<TokioIo<ExchangeStream>, ConnectError> {
+        let this = self;
+        {
+            let https = uri.scheme_str() == Some("https");
+            let host = uri.host().ok_or(ConnectError::InvalidTarget)?;
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            // Always an explicit port: hyper-util's proxy connectors assume 443 otherwise.
+            let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+            let stream = this.tunnel.connect(&host, port).await?;
+            if !https {
+                return Ok(TokioIo::new(ExchangeStream::Plain(stream)));
+            }
+            let name = match host.parse::<IpAddr>() {
+                Ok(ip) => ServerName::IpAddress(ip.into()),
+                Err(_) => {
+                    ServerName::try_from(host.clone()).map_err(|_| ConnectError::InvalidTarget)?
+                }
+            };
+            let tls = tokio_rustls::TlsConnector::from(Arc::clone(&this.tls))
+                .connect(name, stream)
+                .await
+                .map_err(|source| ConnectError::Tls { host, source })?;
+            Ok(TokioIo::new(ExchangeStream::Tls(Box::new(tls))))
+        }
+    }
+}
