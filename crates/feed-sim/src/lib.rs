@@ -10,6 +10,9 @@
 //! - [`connect_proxy::ConnectProxy`]: an HTTP CONNECT proxy (plain or over TLS, optional Basic auth,
 //!   selectable faults).
 //! - [`socks::SocksProxy`]: a SOCKS4/4a/5/5h proxy (optional user/password, selectable faults).
+//! - [`real::RealProxy`]: launchers for real proxies installed from Debian (squid, tinyproxy,
+//!   microsocks, dante) with loopback-only destination rules, and parsers for their logs;
+//!   [`real::require_or_skip`] decides whether a test that needs one runs, skips or fails.
 //!
 //! Each proxy module has its own `Fault` enum; they are not re-exported here, so call sites name
 //! which one they mean (`connect_proxy::Fault`, `socks::Fault`).
@@ -17,11 +20,13 @@
 pub mod ca;
 pub mod connect_proxy;
 pub mod https;
+pub mod real;
 pub mod socks;
 mod wire;
 
 pub use ca::TestCa;
 pub use connect_proxy::{ConnectProxy, ConnectRecord, ProxyOptions};
 pub use https::{HttpsServer, Request, Response, Routes};
+pub use real::{RealProxy, RealProxyKind, RealProxyOptions, RealRecord, require_or_skip};
 pub use socks::{SocksOptions, SocksProxy, SocksRecord};
 pub use wire::basic_auth_value;
