@@ -9,11 +9,13 @@ use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-/// Trust anchors for TLS clients: Mozilla's roots (webpki-roots) by default, plus extra CA
-/// certificates from PEM files or bytes (a corporate CA, a test CA).
+/// Trust anchors for TLS clients: Mozilla's roots (webpki-roots) by default, optionally the
+/// operating system's store, plus extra CA certificates from PEM files or bytes (a corporate CA,
+/// a test CA).
 #[derive(Debug, Clone)]
 pub struct TlsOptions {
     webpki_roots: bool,
+    native_roots: bool,
     extra: Vec<CertificateDer<'static>>,
 }
 
@@ -21,6 +23,7 @@ impl Default for TlsOptions {
     fn default() -> Self {
         Self {
             webpki_roots: true,
+            native_roots: false,
             extra: Vec::new(),
         }
     }
@@ -60,6 +63,14 @@ impl TlsOptions {
         self
     }
 
+    /// Also trust the operating system's certificate store (read when the client configuration
+    /// is built; unreadable entries are skipped, an empty store is an error).
+    #[must_use]
+    pub fn with_native_roots(mut self) -> Self {
+        self.native_roots = true;
+        self
+    }
+
     /// Also trust the CA certificates in this PEM text.
     pub fn with_ca_pem(mut self, pem: &[u8]) -> Result<Self, TlsOptionsError> {
         let certs = parse_pem(pem, "PEM input")?;
@@ -84,6 +95,16 @@ impl TlsOptions {
         let mut roots = RootCertStore::empty();
         if self.webpki_roots {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        if self.native_roots {
+            let native = rustls_native_certs::load_native_certs();
+            if native.certs.is_empty() {
+                return Err(TlsOptionsError::NoCertificate(
+                    "the operating system's certificate store".to_owned(),
+                ));
+            }
+            // Some system stores hold certificates rustls cannot use as anchors; skip those.
+            roots.add_parsable_certificates(native.certs);
         }
         for cert in &self.extra {
             roots

@@ -714,3 +714,49 @@ fn socks_routes_are_rejected_at_load_time() {
         );
     }
 }
+
+#[test]
+fn tls_options_load_ca_files_and_reject_bad_input() {
+    let ca = TestCa::new();
+    let dir = std::env::temp_dir().join(format!("proxy-tunnel-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let good = dir.join("ca.pem");
+    std::fs::write(&good, ca.root_pem()).expect("write");
+    TlsOptions::new()
+        .with_ca_file(&good)
+        .expect("PEM file")
+        .client_config(&[])
+        .expect("config");
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "not a certificate").expect("write");
+    let err = TlsOptions::new()
+        .with_ca_file(&empty)
+        .expect_err("no certificate");
+    assert_eq!(
+        err.to_string(),
+        format!("no valid CA certificate in {}", empty.display())
+    );
+    let missing = dir.join("missing.pem");
+    let err = TlsOptions::new()
+        .with_ca_file(&missing)
+        .expect_err("missing");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot read CA file {}: ", missing.display())),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+    // The system store of a Debian machine (ca-certificates) loads; where there is none, the
+    // error says so instead of silently trusting nothing.
+    match TlsOptions::new()
+        .without_webpki_roots()
+        .with_native_roots()
+        .client_config(&[])
+    {
+        Ok(_) => {}
+        Err(err) => assert_eq!(
+            err.to_string(),
+            "no valid CA certificate in the operating system's certificate store"
+        ),
+    }
+}
