@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -11,11 +10,9 @@ use std::task::{Context, Poll};
 use http::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
-use proxy_tunnel::{TunnelConnector, TunnelError, TunnelStream};
+use proxy_tunnel::{TargetStream, TunnelConnector, TunnelError, tls_to_target};
 use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_rustls::client::TlsStream;
 
 /// Why a connection to the exchange could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -64,12 +61,7 @@ impl std::error::Error for SharedConnectError {
 
 /// The stream hyper speaks HTTP/1.1 over: the tunnel, with TLS to the exchange for https.
 #[derive(Debug)]
-pub enum ExchangeStream {
-    /// `http://` targets: the tunnel itself.
-    Plain(TunnelStream),
-    /// `https://` targets: TLS to the exchange inside the tunnel.
-    Tls(Box<TlsStream<TunnelStream>>),
-}
+pub struct ExchangeStream(pub TargetStream);
 
 impl Connection for ExchangeStream {
     fn connected(&self) -> Connected {
@@ -83,10 +75,7 @@ impl AsyncRead for ExchangeStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ExchangeStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ExchangeStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
     }
 }
 
@@ -96,24 +85,15 @@ impl AsyncWrite for ExchangeStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            ExchangeStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ExchangeStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ExchangeStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            ExchangeStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ExchangeStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ExchangeStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
     }
 }
 
@@ -172,19 +152,12 @@ impl ExchangeConnector {
             let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
             let stream = this.tunnel.connect(&host, port).await?;
             if !https {
-                return Ok(TokioIo::new(ExchangeStream::Plain(stream)));
+                return Ok(TokioIo::new(ExchangeStream(TargetStream::Plain(stream))));
             }
-            let name = match host.parse::<IpAddr>() {
-                Ok(ip) => ServerName::IpAddress(ip.into()),
-                Err(_) => {
-                    ServerName::try_from(host.clone()).map_err(|_| ConnectError::InvalidTarget)?
-                }
-            };
-            let tls = tokio_rustls::TlsConnector::from(Arc::clone(&this.tls))
-                .connect(name, stream)
+            let tls = tls_to_target(stream, &host, Arc::clone(&this.tls))
                 .await
                 .map_err(|source| ConnectError::Tls { host, source })?;
-            Ok(TokioIo::new(ExchangeStream::Tls(Box::new(tls))))
+            Ok(TokioIo::new(ExchangeStream(tls)))
         }
     }
 }

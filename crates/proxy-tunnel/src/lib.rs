@@ -15,6 +15,7 @@ mod connector;
 mod error;
 mod record;
 mod stream;
+mod target;
 mod tls;
 
 pub use connector::{DEFAULT_DIRECT_TIMEOUT, TunnelConnector};
@@ -23,4 +24,5 @@ pub use error::{
     socks5_reply_name,
 };
 pub use stream::TunnelStream;
+pub use target::{TargetStream, tls_to_target};
 pub use tls::{TlsOptions, TlsOptionsError};
