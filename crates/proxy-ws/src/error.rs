@@ -1,0 +1,79 @@
+//! `WsError`: a WebSocket that could not be opened or broke, naming the exchange and the URL
+//! (without its query), and, for route failures, the proxy and who is at fault.
+
+use std::time::Duration;
+
+use proxy_tunnel::TunnelError;
+
+use crate::handshake::HandshakeError;
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WsErrorKind {
+    /// Not a `ws://` or `wss://` URL with a host.
+    #[error("invalid WebSocket URL")]
+    InvalidUrl,
+    /// The route (direct or proxy) failed.
+    #[error("cannot connect: {0}")]
+    Tunnel(#[source] TunnelError),
+    /// TLS to the exchange, through the tunnel, failed.
+    #[error("TLS to the exchange failed: {0}")]
+    Tls(#[source] std::io::Error),
+    /// The upgrade answer was refused.
+    #[error("WebSocket handshake failed: {0}")]
+    Handshake(#[source] HandshakeError),
+    /// The handshake (route, TLS and upgrade) did not finish in time.
+    #[error("WebSocket handshake timed out after {}s", .0.as_secs_f64())]
+    HandshakeTimeout(Duration),
+    /// No frame arrived within the idle timeout.
+    #[error("no message for {}s (idle timeout)", .0.as_secs_f64())]
+    IdleTimeout(Duration),
+    /// A message over the size limit.
+    #[error("message over the {0}-byte limit")]
+    MessageTooLarge(usize),
+    /// The server broke the WebSocket protocol, or the connection failed.
+    #[error("WebSocket protocol error: {0}")]
+    Protocol(String),
+    /// Reading or writing the socket failed.
+    #[error("connection error: {0}")]
+    Io(#[source] std::io::Error),
+    /// The connection is closed.
+    #[error("connection closed")]
+    Closed,
+}
+
+/// A WebSocket error with its context.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} (exchange {exchange}, {url})")]
+pub struct WsError {
+    #[source]
+    pub(crate) kind: WsErrorKind,
+    pub(crate) exchange: String,
+    pub(crate) url: String,
+}
+
+impl WsError {
+    /// What went wrong.
+    pub fn kind(&self) -> &WsErrorKind {
+        &self.kind
+    }
+
+    /// The route's error, when the connection could not be opened.
+    pub fn tunnel_error(&self) -> Option<&TunnelError> {
+        match &self.kind {
+            WsErrorKind::Tunnel(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The exchange.
+    pub fn exchange(&self) -> &str {
+        &self.exchange
+    }
+
+    /// The URL, without its query.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}

@@ -1,0 +1,12 @@
+//! WebSocket client for feedproxy: a proxy-tunnel stream, TLS to the exchange, an upgrade
+//! handshake written and checked here (status 101, `Upgrade: websocket`, the `upgrade` token in
+//! `Connection`, the exact Sec-WebSocket-Accept, the subprotocol), then fastwebsockets on the raw
+//! stream: reassembled fragments, automatic pongs, close handshake, message size limit.
+
+mod client;
+mod error;
+mod handshake;
+
+pub use client::{Message, WsOptions, WsStream, connect};
+pub use error::{WsError, WsErrorKind};
+pub use handshake::{HandshakeError, MAX_RESPONSE_HEAD};
