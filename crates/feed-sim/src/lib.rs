@@ -13,9 +13,12 @@
 //! - [`real::RealProxy`]: launchers for real proxies installed from Debian (squid, tinyproxy,
 //!   microsocks, dante) with loopback-only destination rules, and parsers for their logs;
 //!   [`real::require_or_skip`] decides whether a test that needs one runs, skips or fails.
+//! - [`wss::WssServer`]: a WebSocket server over TLS (numbered streams, echo, scripted frames,
+//!   selectable handshake faults) that records every handshake and frame.
 //!
 //! Each proxy module has its own `Fault` enum; they are not re-exported here, so call sites name
-//! which one they mean (`connect_proxy::Fault`, `socks::Fault`).
+//! which one they mean (`connect_proxy::Fault`, `socks::Fault`). The WebSocket server's faults
+//! are `wss::HandshakeFault`.
 
 pub mod ca;
 pub mod connect_proxy;
@@ -23,6 +26,7 @@ pub mod https;
 pub mod real;
 pub mod socks;
 mod wire;
+pub mod wss;
 
 pub use ca::TestCa;
 pub use connect_proxy::{ConnectProxy, ConnectRecord, ProxyOptions};
@@ -30,3 +34,6 @@ pub use https::{HttpsServer, Request, Response, Routes};
 pub use real::{RealProxy, RealProxyKind, RealProxyOptions, RealRecord, require_or_skip};
 pub use socks::{SocksOptions, SocksProxy, SocksRecord};
 pub use wire::basic_auth_value;
+pub use wss::{
+    CloseFrame, HandshakeFault, ServerMessage, WsMessage, WssOptions, WssRecord, WssServer,
+};

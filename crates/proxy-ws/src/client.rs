@@ -385,7 +385,14 @@ impl Target {
 /// The URL without query or user-info, for messages.
 fn redacted(url: &str) -> String {
     let end = url.find(['?', '#']).unwrap_or(url.len());
-    url[..end].chars().take(256).collect()
+    let base = &url[..end];
+    let shown = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}{}", &base[..scheme_end + 3], &base[at + 1..])
+        }
+        _ => base.to_owned(),
+    };
+    shown.chars().take(256).collect()
 }
 
 /// A stream that first yields bytes already read (frames that arrived with the upgrade answer).

@@ -1,0 +1,590 @@
+//! WebSocket through every route kind against feed-sim's WSS server (rcgen CA): numbered
+//! messages in order; the strict upgrade check (each fault its own typed error); the data path
+//! (fragments, size limit, ping, close, echo); TLS verified through the tunnel; no credential
+//! in errors.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use feed_sim::wss::{HandshakeFault, ServerMessage, WssOptions, WssServer};
+use feed_sim::{ConnectProxy, ProxyOptions, TestCa};
+use proxy_config::{ProxyConfig, TimeoutSeconds};
+use proxy_resolve::Route;
+use proxy_tunnel::{TlsOptions, TunnelErrorKind};
+use proxy_ws::{HandshakeError, Message, WsErrorKind, WsOptions, WsStream, connect};
+
+const USER: &str = "feed";
+const PASSWORD: &str = "ws-s3cret-canary";
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn options(ca: &TestCa) -> WsOptions {
+    WsOptions {
+        tls: TlsOptions::new()
+            .without_webpki_roots()
+            .with_ca_pem(ca.root_pem().as_bytes())
+            .expect("CA"),
+        ..WsOptions::default()
+    }
+}
+
+fn proxy_route(url: &str, timeout: u64) -> Route {
+    let config = ProxyConfig::parse(url)
+        .expect("proxy URL")
+        .with_timeout(TimeoutSeconds::new(timeout).expect("timeout"));
+    Route::Proxy(Arc::new(config))
+}
+
+async fn next(ws: &mut WsStream) -> Message {
+    tokio::time::timeout(DEADLINE, ws.next_message())
+        .await
+        .expect("a message in time")
+        .expect("no error")
+        .expect("not closed")
+}
+
+/// Reads `count` numbered messages and checks they are 1..=count in order.
+async fn expect_numbered(ws: &mut WsStream, count: usize) {
+    for n in 1..=count {
+        let message = next(ws).await;
+        assert_eq!(
+            message.as_text(),
+            Some(format!("{{\"seq\":{n}}}").as_str()),
+            "message {n}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn direct_and_through_in_process_proxies() {
+    let ca = TestCa::new();
+    let server = WssServer::start(&ca, WssOptions::new().stream(50, None))
+        .await
+        .expect("wss");
+    let url = server.url("/stream?streams=btcusdt@aggTrade");
+
+    let mut ws = connect(&url, Route::Direct, "binance", &options(&ca))
+        .await
+        .expect("direct");
+    expect_numbered(&mut ws, 50).await;
+
+    let plain = ConnectProxy::start(ProxyOptions::new())
+        .await
+        .expect("proxy");
+    let auth = ConnectProxy::start(ProxyOptions::new().basic_auth(USER, PASSWORD))
+        .await
+        .expect("proxy");
+    let tls = ConnectProxy::start(
+        ProxyOptions::new()
+            .tls(ca.server_config(&["localhost"]))
+            .basic_auth(USER, PASSWORD),
+    )
+    .await
+    .expect("https proxy");
+    let tls_url = format!("https://{USER}:{PASSWORD}@localhost:{}", tls.addr().port());
+    for (proxy, url) in [
+        (&plain, plain.url()),
+        (&auth, auth.url_with_credentials()),
+        (&tls, tls_url),
+    ] {
+        let mut ws = connect(
+            &server.url("/stream"),
+            proxy_route(&url, 5),
+            "binance",
+            &options(&ca),
+        )
+        .await
+        .expect("through proxy");
+        expect_numbered(&mut ws, 50).await;
+        let records = proxy.connections();
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            records[0].request_line.as_deref(),
+            Some(format!("CONNECT localhost:{} HTTP/1.1", server.port()).as_str())
+        );
+    }
+    // The server saw the upgrade as written: Host with port, our key, the path and query.
+    let first = &server.connections()[0];
+    assert_eq!(
+        first.target.as_deref(),
+        Some("/stream?streams=btcusdt@aggTrade")
+    );
+    assert_eq!(
+        first.header("host"),
+        Some(format!("localhost:{}", server.port()).as_str())
+    );
+    assert_eq!(first.header("sec-websocket-version"), Some("13"));
+}
+
+#[cfg(feature = "socks")]
+#[tokio::test]
+async fn through_every_socks_kind() {
+    use feed_sim::socks::AddrType;
+    use feed_sim::{SocksOptions, SocksProxy};
+    let ca = TestCa::new();
+    let server = WssServer::start(&ca, WssOptions::new().stream(20, None))
+        .await
+        .expect("wss");
+    let socks = SocksProxy::start(SocksOptions::new()).await.expect("socks");
+    let socks_auth = SocksProxy::start(SocksOptions::new().user_pass(USER, PASSWORD))
+        .await
+        .expect("socks");
+    let cases = [
+        (socks.url("socks4"), AddrType::Ipv4),
+        (socks.url("socks4a"), AddrType::Domain),
+        (socks.url("socks5"), AddrType::Ipv4),
+        (socks.url("socks5h"), AddrType::Domain),
+        (socks_auth.url_with_credentials("socks5h"), AddrType::Domain),
+    ];
+    for (url, _) in &cases {
+        let mut ws = connect(
+            &server.url("/"),
+            proxy_route(url, 5),
+            "coinbase",
+            &options(&ca),
+        )
+        .await
+        .expect(url);
+        expect_numbered(&mut ws, 20).await;
+    }
+    let types: Vec<_> = socks.connections().iter().map(|r| r.addr_type).collect();
+    assert_eq!(
+        types,
+        cases[..4].iter().map(|(_, t)| Some(*t)).collect::<Vec<_>>()
+    );
+    assert_eq!(socks_auth.connections()[0].auth_ok, Some(true));
+}
+
+/// Each bad upgrade answer is its own typed error; the valid variations are accepted.
+#[tokio::test]
+async fn handshake_checks() {
+    let ca = TestCa::new();
+    let cases: Vec<(WssOptions, Vec<String>, Option<HandshakeError>)> = vec![
+        (
+            WssOptions::new().fault(HandshakeFault::Status(200)),
+            vec![],
+            Some(HandshakeError::UnexpectedStatus {
+                status: 200,
+                reason: "OK".into(),
+            }),
+        ),
+        (
+            WssOptions::new().fault(HandshakeFault::Status(403)),
+            vec![],
+            Some(HandshakeError::UnexpectedStatus {
+                status: 403,
+                reason: "Forbidden".into(),
+            }),
+        ),
+        (
+            WssOptions::new().fault(HandshakeFault::Status(500)),
+            vec![],
+            Some(HandshakeError::UnexpectedStatus {
+                status: 500,
+                reason: "Internal Server Error".into(),
+            }),
+        ),
+        (
+            WssOptions::new().fault(HandshakeFault::BadAccept),
+            vec![],
+            Some(HandshakeError::BadAccept),
+        ),
+        (
+            WssOptions::new().fault(HandshakeFault::MissingAccept),
+            vec![],
+            Some(HandshakeError::MissingAccept),
+        ),
+        (
+            WssOptions::new().fault(HandshakeFault::MissingUpgrade),
+            vec![],
+            Some(HandshakeError::MissingUpgrade),
+        ),
+        (
+            WssOptions::new().fault(HandshakeFault::ConnectionKeepAlive),
+            vec![],
+            Some(HandshakeError::MissingConnectionUpgrade),
+        ),
+        (
+            WssOptions::new().fault(HandshakeFault::OversizedHeaders),
+            vec![],
+            Some(HandshakeError::OversizedResponse),
+        ),
+        (
+            WssOptions::new().fault(HandshakeFault::CloseDuringHandshake),
+            vec![],
+            Some(HandshakeError::ClosedDuringHandshake),
+        ),
+        (
+            WssOptions::new().fault(HandshakeFault::WrongSubprotocol),
+            vec!["json".into()],
+            Some(HandshakeError::SubprotocolMismatch),
+        ),
+        (
+            WssOptions::new().connection_header("Upgrade, keep-alive"),
+            vec![],
+            None,
+        ),
+        (
+            WssOptions::new()
+                .connection_header("keep-alive, upgrade")
+                .upgrade_header("WebSocket"),
+            vec![],
+            None,
+        ),
+        (
+            WssOptions::new().subprotocol(Some("json")),
+            vec!["xml".into(), "json".into()],
+            None,
+        ),
+    ];
+    for (server_options, subprotocols, expected) in cases {
+        let server = WssServer::start(&ca, server_options).await.expect("wss");
+        let client = WsOptions {
+            subprotocols: subprotocols.clone(),
+            ..options(&ca)
+        };
+        let result = connect(&server.url("/"), Route::Direct, "backpack", &client).await;
+        match (result, expected) {
+            (Ok(ws), None) => {
+                if !subprotocols.is_empty() {
+                    assert_eq!(ws.subprotocol(), Some("json"));
+                }
+            }
+            (Err(err), Some(expected)) => {
+                match err.kind() {
+                    WsErrorKind::Handshake(got) => assert_eq!(got, &expected, "{err}"),
+                    other => panic!("expected {expected:?}, got {other:?}"),
+                }
+                assert!(
+                    err.to_string()
+                        .starts_with(&format!("WebSocket handshake failed: {expected}")),
+                    "{err}"
+                );
+                assert!(
+                    err.to_string()
+                        .ends_with(&format!("(exchange backpack, {})", server.url("/"))),
+                    "{err}"
+                );
+            }
+            (Ok(_), Some(expected)) => panic!("expected {expected:?}"),
+            (Err(err), None) => panic!("unexpected {err}"),
+        }
+    }
+}
+
+/// A server that never answers the upgrade: the route's timeout (1 s) fires before 3 s.
+#[tokio::test]
+async fn silent_server_times_out() {
+    let ca = TestCa::new();
+    let server = WssServer::start(&ca, WssOptions::new().fault(HandshakeFault::NeverAnswer))
+        .await
+        .expect("wss");
+    let proxy = ConnectProxy::start(ProxyOptions::new())
+        .await
+        .expect("proxy");
+    let started = Instant::now();
+    let err = connect(
+        &server.url("/"),
+        proxy_route(&proxy.url(), 1),
+        "binance",
+        &options(&ca),
+    )
+    .await
+    .expect_err("timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(err.kind(), WsErrorKind::HandshakeTimeout(d) if *d == Duration::from_secs(1)),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn data_path() {
+    let ca = TestCa::new();
+    let script = vec![
+        ServerMessage::Fragmented {
+            text: "fragmented message in pieces".into(),
+            pieces: 4,
+        },
+        ServerMessage::Ping(b"are you there".to_vec()),
+        ServerMessage::Binary(vec![1, 2, 3]),
+        ServerMessage::Close {
+            code: 1001,
+            reason: "going away".into(),
+        },
+    ];
+    let server = WssServer::start(&ca, WssOptions::new().messages(script))
+        .await
+        .expect("wss");
+    let mut ws = connect(&server.url("/"), Route::Direct, "binance", &options(&ca))
+        .await
+        .expect("connect");
+    assert_eq!(
+        next(&mut ws).await.as_text(),
+        Some("fragmented message in pieces")
+    );
+    assert_eq!(next(&mut ws).await, Message::Binary(vec![1, 2, 3].into()));
+    assert_eq!(
+        next(&mut ws).await,
+        Message::Close {
+            code: Some(1001),
+            reason: "going away".into()
+        }
+    );
+    assert!(ws.next_message().await.expect("closed cleanly").is_none());
+    let records = server.connections_when_closed(1, DEADLINE).await;
+    assert!(
+        records[0].pong_received(b"are you there"),
+        "automatic pong: {records:?}"
+    );
+    assert_eq!(
+        records[0].close_received.as_ref().map(|c| c.code),
+        Some(Some(1001)),
+        "close echoed"
+    );
+
+    // Echo: what we send comes back; our frames are masked (the server would refuse them).
+    let echo = WssServer::start(&ca, WssOptions::new()).await.expect("wss");
+    let mut ws = connect(&echo.url("/"), Route::Direct, "binance", &options(&ca))
+        .await
+        .expect("connect");
+    ws.send_text(r#"{"method":"SUBSCRIBE","params":["trade.BTC_USDC"]}"#)
+        .await
+        .expect("send");
+    assert_eq!(
+        next(&mut ws).await.as_text(),
+        Some(r#"{"method":"SUBSCRIBE","params":["trade.BTC_USDC"]}"#)
+    );
+    ws.ping(b"p").await.expect("ping");
+    ws.send_binary(&[9, 9]).await.expect("send");
+    assert_eq!(next(&mut ws).await, Message::Binary(vec![9, 9].into()));
+    ws.close(1000, "bye").await.expect("close");
+    let records = echo.connections_when_closed(1, DEADLINE).await;
+    assert_eq!(records[0].error, None, "{records:?}");
+    assert_eq!(
+        records[0]
+            .close_received
+            .as_ref()
+            .map(|c| (c.code, c.reason.as_str())),
+        Some((Some(1000), "bye"))
+    );
+}
+
+#[tokio::test]
+async fn message_over_the_limit_fails_cleanly() {
+    let ca = TestCa::new();
+    let server = WssServer::start(
+        &ca,
+        WssOptions::new().messages(vec![ServerMessage::Big(70_000)]),
+    )
+    .await
+    .expect("wss");
+    let client = WsOptions {
+        max_message_size: 64 * 1024,
+        ..options(&ca)
+    };
+    let mut ws = connect(&server.url("/"), Route::Direct, "binance", &client)
+        .await
+        .expect("connect");
+    let err = tokio::time::timeout(DEADLINE, ws.next_message())
+        .await
+        .expect("in time")
+        .expect_err("too large");
+    assert!(
+        matches!(err.kind(), WsErrorKind::MessageTooLarge(65536)),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn idle_timeout_fires() {
+    let ca = TestCa::new();
+    let server = WssServer::start(&ca, WssOptions::new()).await.expect("wss");
+    let client = WsOptions {
+        idle_timeout: Some(Duration::from_secs(1)),
+        ..options(&ca)
+    };
+    let mut ws = connect(&server.url("/"), Route::Direct, "binance", &client)
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    let err = ws.next_message().await.expect_err("idle");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(matches!(err.kind(), WsErrorKind::IdleTimeout(_)), "{err}");
+}
+
+/// The exchange's certificate is checked through the tunnel: a name it does not carry fails,
+/// and nothing falls back to a direct connection.
+#[tokio::test]
+async fn tls_name_mismatch_through_the_tunnel() {
+    let ca = TestCa::new();
+    let server = WssServer::start(&ca, WssOptions::new().cert_names(&["stream.binance.com"]))
+        .await
+        .expect("wss");
+    let proxy = ConnectProxy::start(ProxyOptions::new())
+        .await
+        .expect("proxy");
+    let err = connect(
+        &server.url("/"),
+        proxy_route(&proxy.url(), 5),
+        "binance",
+        &options(&ca),
+    )
+    .await
+    .expect_err("mismatch");
+    assert!(matches!(err.kind(), WsErrorKind::Tls(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("certificate not valid for name \"localhost\""),
+        "{err}"
+    );
+    assert_eq!(
+        proxy.connections().len(),
+        1,
+        "the attempt went through the proxy"
+    );
+    assert!(
+        server
+            .connections_when_closed(1, DEADLINE)
+            .await
+            .iter()
+            .all(|r| !r.upgraded)
+    );
+}
+
+#[tokio::test]
+async fn route_errors_are_typed_and_clean() {
+    let ca = TestCa::new();
+    let server = WssServer::start(&ca, WssOptions::new()).await.expect("wss");
+    let proxy = ConnectProxy::start(ProxyOptions::new().basic_auth(USER, "other"))
+        .await
+        .expect("proxy");
+    let url = format!("http://{USER}:{PASSWORD}@{}", proxy.addr());
+    let err = connect(
+        &server.url("/x?listenKey=secret-key"),
+        proxy_route(&url, 5),
+        "binance",
+        &options(&ca),
+    )
+    .await
+    .expect_err("rejected");
+    assert!(
+        matches!(
+            err.tunnel_error().map(|t| t.kind()),
+            Some(TunnelErrorKind::ProxyAuthRejected)
+        ),
+        "{err}"
+    );
+    let text = format!("{err} {err:?}");
+    assert!(
+        !text.contains(PASSWORD) && !text.contains("secret-key"),
+        "{text}"
+    );
+    assert!(server.connections().is_empty(), "no fallback to direct");
+
+    for bad in [
+        "https://localhost:1/",
+        "wss://user:pw@localhost:1/",
+        "wss://:1/",
+        "wss://localhost:0/",
+    ] {
+        let err = connect(bad, Route::Direct, "binance", &options(&ca))
+            .await
+            .expect_err(bad);
+        assert!(
+            matches!(err.kind(), WsErrorKind::InvalidUrl),
+            "{bad}: {err}"
+        );
+        assert!(!err.to_string().contains("pw"), "{err}");
+    }
+}
+
+/// TRACE output of a streamed connection and of a rejected one, both with credentials: none
+/// of them in the output.
+#[tokio::test]
+async fn trace_output_has_no_credentials() {
+    use std::sync::Mutex;
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&buffer);
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || Capture(Arc::clone(&sink)))
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let ca = TestCa::new();
+    let server = WssServer::start(&ca, WssOptions::new().stream(3, None))
+        .await
+        .expect("wss");
+    let proxy = ConnectProxy::start(ProxyOptions::new().basic_auth(USER, PASSWORD))
+        .await
+        .expect("proxy");
+    let mut ws = connect(
+        &server.url("/"),
+        proxy_route(&proxy.url_with_credentials(), 5),
+        "binance",
+        &options(&ca),
+    )
+    .await
+    .expect("connect");
+    expect_numbered(&mut ws, 3).await;
+    let bad = format!("http://{USER}:{PASSWORD}x@{}", proxy.addr());
+    let err = connect(
+        &server.url("/"),
+        proxy_route(&bad, 5),
+        "binance",
+        &options(&ca),
+    )
+    .await
+    .expect_err("rejected");
+    tracing::error!(error = %err, debug = ?err, "as an application would log it");
+    let output = String::from_utf8_lossy(&buffer.lock().expect("buffer")).into_owned();
+    assert!(
+        output.contains("tunnel established"),
+        "the capture works: {output}"
+    );
+    assert!(
+        !output.contains(PASSWORD),
+        "credential in trace output: {output}"
+    );
+    assert!(
+        !output.contains(&feed_sim::basic_auth_value(USER, PASSWORD)),
+        "{output}"
+    );
+}
+
+/// Without the `socks` feature, socks routes never reach this crate: settings reject them.
+#[cfg(not(feature = "socks"))]
+#[test]
+fn socks_routes_are_rejected_at_load_time() {
+    let err = proxy_config::Loader::new()
+        .env_vars([(
+            "CRYPTOFEED_PROXY_EXCHANGES__BINANCE__WEBSOCKET__URL",
+            "socks5://gw:1080",
+        )])
+        .load()
+        .expect_err("socks is off");
+    assert!(
+        err.to_string().starts_with(
+            "exchanges.binance.websocket.url: proxy scheme \"socks5\" needs the `socks` feature, which this build does not enable"
+        ),
+        "{err}"
+    );
+}
