@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use proxy_resolve::{Route, Transport};
-use proxy_tunnel::{TlsOptions, TlsOptionsError, TunnelConnector, TunnelError};
+use proxy_tunnel::{TlsOptions, TlsOptionsError, TunnelConnector, TunnelError, redact_url};
 
 use std::sync::Arc;
 
@@ -117,8 +117,8 @@ impl HttpClient {
     }
 }
 
-/// A request being built; [`RequestBuilder::send`] sends it.
-#[derive(Debug)]
+/// A request being built; [`RequestBuilder::send`] sends it. `Debug` shows the method, the URL
+/// without its query and the header names: values, query and body may carry keys and signatures.
 pub struct RequestBuilder<'a> {
     client: &'a HttpClient,
     method: Method,
@@ -128,6 +128,19 @@ pub struct RequestBuilder<'a> {
     body: Bytes,
     timeout: Duration,
     error: Option<HttpErrorKind>,
+}
+
+impl std::fmt::Debug for RequestBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let header_names: Vec<&str> = self.headers.keys().map(|k| k.as_str()).collect();
+        f.debug_struct("RequestBuilder")
+            .field("method", &self.method)
+            .field("url", &redact_url(&self.url))
+            .field("headers", &header_names)
+            .field("body_len", &self.body.len())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RequestBuilder<'_> {
@@ -182,7 +195,7 @@ impl RequestBuilder<'_> {
         let context = |kind| HttpError::Request {
             kind,
             method: self.method.clone(),
-            url: redacted_url(&self.url),
+            url: redact_url(&self.url),
             exchange: client.exchange.clone(),
         };
         if let Some(kind) = self.error {
@@ -369,16 +382,4 @@ fn encode(text: &str) -> String {
         }
     }
     out
-}
-
-/// The URL without query, fragment or user-info, for messages.
-fn redacted_url(url: &str) -> String {
-    let end = url.find(['?', '#']).unwrap_or(url.len());
-    let base = &url[..end];
-    match (base.find("://"), base.find('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}{}", &base[..scheme_end + 3], &base[at + 1..])
-        }
-        _ => base.chars().take(256).collect(),
-    }
 }

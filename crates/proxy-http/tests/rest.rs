@@ -450,3 +450,20 @@ async fn trace_output_has_no_credentials() {
         );
     }
 }
+
+#[test]
+fn request_debug_hides_values_query_and_body() {
+    let client = HttpClient::new(Route::Direct, "binance", HttpOptions::default()).expect("client");
+    let request = client
+        .post("https://user:pw@api.example/order?signature=sig-canary")
+        .header("x-mbx-apikey", "key-canary")
+        .body("body-canary");
+    let debug = format!("{request:?}");
+    assert!(
+        debug.contains("x-mbx-apikey") && debug.contains("https://api.example/order"),
+        "{debug}"
+    );
+    for secret in ["sig-canary", "key-canary", "body-canary", "pw"] {
+        assert!(!debug.contains(secret), "{debug}");
+    }
+}

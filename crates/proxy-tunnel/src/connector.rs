@@ -36,7 +36,7 @@ pub struct TunnelConnector {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Inner {
     route: Route,
     exchange: String,
@@ -74,18 +74,9 @@ impl TunnelConnector {
         self.map(|inner| inner.direct_timeout = timeout)
     }
 
-    fn map(self, f: impl FnOnce(&mut Inner)) -> Self {
-        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
-            route: shared.route.clone(),
-            exchange: shared.exchange.clone(),
-            transport: shared.transport,
-            proxy_tls: shared.proxy_tls.clone(),
-            direct_timeout: shared.direct_timeout,
-        });
-        f(&mut inner);
-        Self {
-            inner: Arc::new(inner),
-        }
+    fn map(mut self, f: impl FnOnce(&mut Inner)) -> Self {
+        f(Arc::make_mut(&mut self.inner));
+        self
     }
 
     /// The route this connector takes.

@@ -13,7 +13,9 @@
 mod classify;
 mod connector;
 mod error;
+mod io_enum;
 mod record;
+mod redact;
 mod stream;
 mod target;
 mod tls;
@@ -23,6 +25,7 @@ pub use error::{
     Party, ProtocolViolation, TargetRefusal, TunnelError, TunnelErrorKind, socks4_reply_name,
     socks5_reply_name,
 };
+pub use redact::redact_url;
 pub use stream::TunnelStream;
 pub use target::{TargetStream, tls_to_target};
 pub use tls::{TlsOptions, TlsOptionsError};

@@ -1,10 +1,5 @@
 //! `TunnelStream`: the connected byte stream a route gives, plain TCP or TLS to an https:// proxy.
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -29,60 +24,4 @@ impl TunnelStream {
     }
 }
 
-impl AsyncRead for TunnelStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            TunnelStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            TunnelStream::ProxyTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for TunnelStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            TunnelStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            TunnelStream::ProxyTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            TunnelStream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            TunnelStream::ProxyTls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            TunnelStream::Tcp(s) => s.is_write_vectored(),
-            TunnelStream::ProxyTls(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            TunnelStream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            TunnelStream::ProxyTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            TunnelStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            TunnelStream::ProxyTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+crate::io_enum::delegate_io!(TunnelStream { Tcp, ProxyTls });

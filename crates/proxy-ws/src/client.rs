@@ -9,15 +9,16 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use fastwebsockets::{FragmentCollector, Frame, OpCode, Payload, Role, WebSocket, WebSocketError};
 use proxy_resolve::{Route, Transport};
-use proxy_tunnel::{TargetStream, TlsOptions, TunnelConnector, tls_to_target};
+use proxy_tunnel::{TargetStream, TlsOptions, TunnelConnector, redact_url, tls_to_target};
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::error::{WsError, WsErrorKind};
 use crate::handshake::{self, HandshakeError, UpgradeRequest};
 
-/// How a WebSocket connection is opened and read.
-#[derive(Debug, Clone)]
+/// How a WebSocket connection is opened and read. `Debug` shows header names, not values (an
+/// exchange API key may ride in one).
+#[derive(Clone)]
 pub struct WsOptions {
     /// Trust anchors for `wss://` exchanges and https:// proxies.
     pub tls: TlsOptions,
@@ -32,6 +33,20 @@ pub struct WsOptions {
     /// Bound on the whole handshake of a direct connection (proxied: the proxy's
     /// `timeout_seconds` bounds the route, TLS and upgrade together).
     pub direct_timeout: Duration,
+}
+
+impl std::fmt::Debug for WsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let header_names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("WsOptions")
+            .field("tls", &self.tls)
+            .field("headers", &header_names)
+            .field("subprotocols", &self.subprotocols)
+            .field("max_message_size", &self.max_message_size)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("direct_timeout", &self.direct_timeout)
+            .finish()
+    }
 }
 
 impl Default for WsOptions {
@@ -103,7 +118,7 @@ pub async fn connect(
     exchange: &str,
     options: &WsOptions,
 ) -> Result<WsStream, WsError> {
-    let shown = redacted(url);
+    let shown = redact_url(url);
     let fail = |kind| WsError {
         kind,
         exchange: exchange.to_owned(),
@@ -380,19 +395,6 @@ impl Target {
             path_and_query,
         })
     }
-}
-
-/// The URL without query or user-info, for messages.
-fn redacted(url: &str) -> String {
-    let end = url.find(['?', '#']).unwrap_or(url.len());
-    let base = &url[..end];
-    let shown = match (base.find("://"), base.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}{}", &base[..scheme_end + 3], &base[at + 1..])
-        }
-        _ => base.to_owned(),
-    };
-    shown.chars().take(256).collect()
 }
 
 /// A stream that first yields bytes already read (frames that arrived with the upgrade answer).

@@ -588,3 +588,16 @@ fn socks_routes_are_rejected_at_load_time() {
         "{err}"
     );
 }
+
+#[test]
+fn options_debug_hides_header_values() {
+    let options = WsOptions {
+        headers: vec![("X-Api-Key".into(), "key-canary".into())],
+        ..WsOptions::default()
+    };
+    let debug = format!("{options:?}");
+    assert!(
+        debug.contains("X-Api-Key") && !debug.contains("key-canary"),
+        "{debug}"
+    );
+}
