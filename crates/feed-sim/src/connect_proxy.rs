@@ -4,14 +4,16 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
+
+use crate::server::{Closed, Records, ServerTask};
 use tokio_rustls::TlsAcceptor;
 
 use crate::wire::{self, MAX_HEAD, ReadHeadError};
@@ -157,22 +159,7 @@ pub struct ConnectRecord {
 struct Shared {
     auth: Option<(String, String)>,
     fault: Fault,
-    records: Mutex<Vec<ConnectRecord>>,
-}
-
-impl Shared {
-    fn records(&self) -> MutexGuard<'_, Vec<ConnectRecord>> {
-        // A panicking test thread must not hide the records from the others.
-        self.records
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn update(&self, index: usize, f: impl FnOnce(&mut ConnectRecord)) {
-        if let Some(record) = self.records().get_mut(index) {
-            f(record);
-        }
-    }
+    records: Records<ConnectRecord>,
 }
 
 /// An HTTP CONNECT proxy on loopback. Stops when dropped or on [`ConnectProxy::shutdown`].
@@ -181,7 +168,7 @@ pub struct ConnectProxy {
     tls: bool,
     auth: Option<(String, String)>,
     shared: Arc<Shared>,
-    task: Option<JoinHandle<()>>,
+    task: ServerTask,
 }
 
 impl fmt::Debug for ConnectProxy {
@@ -207,7 +194,7 @@ impl ConnectProxy {
         let shared = Arc::new(Shared {
             auth: options.auth.clone(),
             fault: options.fault,
-            records: Mutex::new(Vec::new()),
+            records: Records::new(),
         });
         let tls = options.tls.is_some();
         let acceptor = options.tls.map(TlsAcceptor::from);
@@ -217,7 +204,7 @@ impl ConnectProxy {
             tls,
             auth: options.auth,
             shared,
-            task: Some(task),
+            task: ServerTask::new(task),
         })
     }
 
@@ -263,7 +250,7 @@ impl ConnectProxy {
 
     /// Every connection seen so far, in accept order (records of open connections are partial).
     pub fn connections(&self) -> Vec<ConnectRecord> {
-        self.shared.records().clone()
+        self.shared.records.snapshot()
     }
 
     /// Waits until at least `count` connections are closed or `deadline` passes, then returns all
@@ -273,30 +260,12 @@ impl ConnectProxy {
         count: usize,
         deadline: Duration,
     ) -> Vec<ConnectRecord> {
-        let _ = tokio::time::timeout(deadline, async {
-            while self.shared.records().iter().filter(|r| r.closed).count() < count {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
-        self.connections()
+        self.shared.records.when_closed(count, deadline).await
     }
 
     /// Stops accepting and closes every connection; returns once the port is released.
     pub async fn shutdown(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for ConnectProxy {
-    fn drop(&mut self) {
-        // The accept task owns the listener and the JoinSet of connections: aborting it drops both.
-        if let Some(task) = &self.task {
-            task.abort();
-        }
+        self.task.shutdown().await;
     }
 }
 
@@ -308,18 +277,14 @@ async fn accept_loop(listener: TcpListener, acceptor: Option<TlsAcceptor>, share
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let index = {
-            let mut records = shared.records();
-            records.push(ConnectRecord {
-                peer: Some(peer),
-                tls: acceptor.is_some(),
-                ..ConnectRecord::default()
-            });
-            records.len() - 1
-        };
+        let index = shared.records.push(ConnectRecord {
+            peer: Some(peer),
+            tls: acceptor.is_some(),
+            ..ConnectRecord::default()
+        });
         if shared.fault == Fault::CloseImmediately {
             drop(tcp);
-            shared.update(index, |r| r.closed = true);
+            shared.records.update(index, |r| r.closed = true);
             continue;
         }
         let _ = tcp.set_nodelay(true);
@@ -330,12 +295,12 @@ async fn accept_loop(listener: TcpListener, acceptor: Option<TlsAcceptor>, share
                 None => serve(tcp, &shared, index).await,
                 Some(acceptor) => match acceptor.accept(tcp).await {
                     Ok(tls) => serve(tls, &shared, index).await,
-                    Err(e) => shared.update(index, |r| {
+                    Err(e) => shared.records.update(index, |r| {
                         r.error = Some(format!("tls handshake with the client failed: {e}"));
                     }),
                 },
             }
-            shared.update(index, |r| r.closed = true);
+            shared.records.update(index, |r| r.closed = true);
         });
         while connections.try_join_next().is_some() {}
     }
@@ -348,11 +313,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Shared
         Ok(Some(raw)) => raw,
         Ok(None) => return,
         Err(ReadHeadError::TooLarge) => {
-            shared.update(index, |r| r.error = Some("request head too large".into()));
+            shared
+                .records
+                .update(index, |r| r.error = Some("request head too large".into()));
             return reply(&mut client, shared, index, 431, &[]).await;
         }
         Err(ReadHeadError::Io(e)) => {
-            shared.update(index, |r| {
+            shared.records.update(index, |r| {
                 r.error = Some(format!("reading the request: {e}"))
             });
             return;
@@ -361,11 +328,11 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Shared
     let head = match wire::parse_head(&raw) {
         Ok(head) => head,
         Err(why) => {
-            shared.update(index, |r| r.error = Some(why.into()));
+            shared.records.update(index, |r| r.error = Some(why.into()));
             return reply(&mut client, shared, index, 400, &[]).await;
         }
     };
-    shared.update(index, |r| {
+    shared.records.update(index, |r| {
         r.request_line = Some(head.request_line.clone());
         r.header_lines = head.header_lines.clone();
         r.host = head.header("Host").map(str::to_owned);
@@ -407,32 +374,37 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Shared
     if let Some((user, password)) = &shared.auth {
         let ok =
             head.header("Proxy-Authorization") == Some(&wire::basic_auth_value(user, password));
-        shared.update(index, |r| r.auth_ok = Some(ok));
+        shared.records.update(index, |r| r.auth_ok = Some(ok));
         if !ok {
             let challenge = [("Proxy-Authenticate", "Basic realm=\"feed-sim\"")];
             return reply(&mut client, shared, index, 407, &challenge).await;
         }
     }
     let Some((host, port)) = parse_authority(&head.target) else {
-        shared.update(index, |r| {
+        shared.records.update(index, |r| {
             r.error = Some("CONNECT target is not host:port".into())
         });
         return reply(&mut client, shared, index, 400, &[]).await;
     };
     let Some(candidates) = loopback_targets(host, port) else {
-        shared.update(index, |r| {
+        shared.records.update(index, |r| {
             r.error = Some("CONNECT target is not loopback: refused".into());
         });
         return reply(&mut client, shared, index, 403, &[]).await;
     };
     let Some((mut upstream, upstream_addr)) = connect_any(&candidates).await else {
-        shared.update(index, |r| r.error = Some("loopback target refused".into()));
+        shared
+            .records
+            .update(index, |r| r.error = Some("loopback target refused".into()));
         return reply(&mut client, shared, index, 502, &[]).await;
     };
-    shared.update(index, |r| r.upstream = Some(upstream_addr));
+    shared
+        .records
+        .update(index, |r| r.upstream = Some(upstream_addr));
     reply_keep_open(&mut client, shared, index, 200).await;
     if shared
-        .records()
+        .records
+        .lock()
         .get(index)
         .is_some_and(|r| r.error.is_some())
     {
@@ -443,15 +415,17 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Shared
     if !buf.is_empty()
         && let Err(e) = upstream.write_all(&buf).await
     {
-        shared.update(index, |r| r.error = Some(format!("relay to target: {e}")));
+        shared
+            .records
+            .update(index, |r| r.error = Some(format!("relay to target: {e}")));
         return;
     }
     match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-        Ok((to_target, to_client)) => shared.update(index, |r| {
+        Ok((to_target, to_client)) => shared.records.update(index, |r| {
             r.bytes_to_target = early + to_target;
             r.bytes_to_client = to_client;
         }),
-        Err(e) => shared.update(index, |r| {
+        Err(e) => shared.records.update(index, |r| {
             r.bytes_to_target = early;
             r.error = Some(format!("relay: {e}"));
         }),
@@ -517,7 +491,7 @@ async fn reply<S: AsyncRead + AsyncWrite + Unpin>(
         out.push_str(&format!("{name}: {value}\r\n"));
     }
     out.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
-    shared.update(index, |r| r.status = Some(status));
+    shared.records.update(index, |r| r.status = Some(status));
     close_with(client, out.as_bytes()).await;
 }
 
@@ -529,14 +503,14 @@ async fn reply_keep_open<S: AsyncWrite + Unpin>(
     status: u16,
 ) {
     let out = format!("HTTP/1.1 {status} Connection established\r\n\r\n");
-    shared.update(index, |r| r.status = Some(status));
+    shared.records.update(index, |r| r.status = Some(status));
     let written = async {
         client.write_all(out.as_bytes()).await?;
         client.flush().await
     }
     .await;
     if let Err(e) = written {
-        shared.update(index, |r| {
+        shared.records.update(index, |r| {
             r.error = Some(format!("answering the client: {e}"))
         });
     }
@@ -554,6 +528,12 @@ async fn close_with<S: AsyncRead + AsyncWrite + Unpin>(client: &mut S, bytes: &[
         while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
     })
     .await;
+}
+
+impl Closed for ConnectRecord {
+    fn closed(&self) -> bool {
+        self.closed
+    }
 }
 
 #[cfg(test)]

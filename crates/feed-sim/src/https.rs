@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
+
+use crate::server::ServerTask;
 use tokio_rustls::TlsAcceptor;
 
 use crate::ca::TestCa;
@@ -124,7 +126,7 @@ impl Shared {
 pub struct HttpsServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    task: JoinHandle<()>,
+    _task: ServerTask,
 }
 
 impl std::fmt::Debug for HttpsServer {
@@ -159,7 +161,11 @@ impl HttpsServer {
             connections: AtomicU64::new(0),
         });
         let task = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&shared)));
-        Ok(Self { addr, shared, task })
+        Ok(Self {
+            addr,
+            shared,
+            _task: ServerTask::new(task),
+        })
     }
 
     /// The bound address.
@@ -180,13 +186,6 @@ impl HttpsServer {
     /// TCP connections accepted so far (including ones whose TLS handshake failed).
     pub fn connection_count(&self) -> u64 {
         self.shared.connections.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for HttpsServer {
-    fn drop(&mut self) {
-        // The accept task owns the listener and the JoinSet of connections: aborting it drops both.
-        self.task.abort();
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`real::RealProxy`]: launchers for real proxies installed from Debian (squid, tinyproxy,
 //!   microsocks, dante) with loopback-only destination rules, and parsers for their logs;
 //!   [`real::require_or_skip`] decides whether a test that needs one runs, skips or fails.
+//! - [`trace::TraceCapture`]: everything logged on the test's thread, for redaction checks.
 //! - [`wss::WssServer`]: a WebSocket server over TLS (numbered streams, echo, scripted frames,
 //!   selectable handshake faults) that records every handshake and frame.
 //!
@@ -24,7 +25,9 @@ pub mod ca;
 pub mod connect_proxy;
 pub mod https;
 pub mod real;
+mod server;
 pub mod socks;
+pub mod trace;
 mod wire;
 pub mod wss;
 
@@ -33,6 +36,7 @@ pub use connect_proxy::{ConnectProxy, ConnectRecord, ProxyOptions};
 pub use https::{HttpsServer, Request, Response, Routes};
 pub use real::{RealProxy, RealProxyKind, RealProxyOptions, RealRecord, require_or_skip};
 pub use socks::{SocksOptions, SocksProxy, SocksRecord};
+pub use trace::TraceCapture;
 pub use wire::basic_auth_value;
 pub use wss::{
     CloseFrame, HandshakeFault, ServerMessage, WsMessage, WssOptions, WssRecord, WssServer,

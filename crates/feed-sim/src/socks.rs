@@ -15,7 +15,9 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
+
+use crate::server::ServerTask;
 
 /// The bytes a proxy with [`Fault::Garbage`] answers with: an HTTP error, which is what a client gets
 /// when it speaks SOCKS to an HTTP proxy. Its first byte is neither a SOCKS4 (0x00) nor a SOCKS5 (0x05)
@@ -266,7 +268,7 @@ pub struct SocksProxy {
     addr: SocketAddr,
     shared: Arc<Shared>,
     closed: watch::Receiver<usize>,
-    task: Option<JoinHandle<()>>,
+    task: ServerTask,
 }
 
 impl fmt::Debug for SocksProxy {
@@ -303,7 +305,7 @@ impl SocksProxy {
             addr,
             shared,
             closed,
-            task: Some(task),
+            task: ServerTask::new(task),
         })
     }
 
@@ -354,19 +356,7 @@ impl SocksProxy {
     /// Stops accepting and closes every connection; returns once the port is released. The records
     /// stay readable.
     pub async fn shutdown(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            // The task was aborted: a cancellation error is the expected outcome.
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for SocksProxy {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
+        self.task.shutdown().await;
     }
 }
 

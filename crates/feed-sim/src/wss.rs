@@ -9,12 +9,14 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
+
+use crate::server::{Closed, Records, ServerTask};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
@@ -299,27 +301,14 @@ impl WssRecord {
 
 struct Shared {
     options: WssOptions,
-    records: Mutex<Vec<WssRecord>>,
+    records: Records<WssRecord>,
 }
 
 impl Shared {
-    fn records(&self) -> MutexGuard<'_, Vec<WssRecord>> {
-        // A panicking test thread must not hide the records from the others.
-        self.records
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn update(&self, index: usize, f: impl FnOnce(&mut WssRecord)) {
-        if let Some(record) = self.records().get_mut(index) {
-            f(record);
-        }
-    }
-
     /// Records `error` unless an earlier one is already there.
     fn fail(&self, index: usize, error: impl Into<String>) {
         let error = error.into();
-        self.update(index, |r| {
+        self.records.update(index, |r| {
             r.error.get_or_insert(error);
         });
     }
@@ -329,7 +318,7 @@ impl Shared {
 pub struct WssServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    task: Option<JoinHandle<()>>,
+    task: ServerTask,
 }
 
 impl fmt::Debug for WssServer {
@@ -356,13 +345,13 @@ impl WssServer {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             options,
-            records: Mutex::new(Vec::new()),
+            records: Records::new(),
         });
         let task = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&shared)));
         Ok(Self {
             addr,
             shared,
-            task: Some(task),
+            task: ServerTask::new(task),
         })
     }
 
@@ -388,7 +377,7 @@ impl WssServer {
 
     /// Every connection seen so far, in accept order (records of open connections are partial).
     pub fn connections(&self) -> Vec<WssRecord> {
-        self.shared.records().clone()
+        self.shared.records.snapshot()
     }
 
     /// Waits until at least `count` connections are closed or `deadline` passes, then returns all
@@ -398,30 +387,12 @@ impl WssServer {
         count: usize,
         deadline: Duration,
     ) -> Vec<WssRecord> {
-        let _ = tokio::time::timeout(deadline, async {
-            while self.shared.records().iter().filter(|r| r.closed).count() < count {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
-        self.connections()
+        self.shared.records.when_closed(count, deadline).await
     }
 
     /// Stops accepting and closes every connection; returns once the port is released.
     pub async fn shutdown(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for WssServer {
-    fn drop(&mut self) {
-        // The accept task owns the listener and the JoinSet of connections: aborting it drops both.
-        if let Some(task) = &self.task {
-            task.abort();
-        }
+        self.task.shutdown().await;
     }
 }
 
@@ -433,14 +404,10 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<S
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let index = {
-            let mut records = shared.records();
-            records.push(WssRecord {
-                peer: Some(peer),
-                ..WssRecord::default()
-            });
-            records.len() - 1
-        };
+        let index = shared.records.push(WssRecord {
+            peer: Some(peer),
+            ..WssRecord::default()
+        });
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let shared = Arc::clone(&shared);
@@ -449,7 +416,7 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<S
                 Ok(tls) => serve(tls, &shared, index).await,
                 Err(e) => shared.fail(index, format!("tls handshake with the client failed: {e}")),
             }
-            shared.update(index, |r| r.closed = true);
+            shared.records.update(index, |r| r.closed = true);
         });
         while connections.try_join_next().is_some() {}
     }
@@ -476,7 +443,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: &Shared
             return refuse(&mut stream, shared, index, 400, &[], why).await;
         }
     };
-    shared.update(index, |r| {
+    shared.records.update(index, |r| {
         r.request_line = Some(head.request_line.clone());
         r.headers = head.headers.clone();
         r.target = Some(head.target.clone());
@@ -519,7 +486,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: &Shared
             .filter(|p| offered.iter().any(|o| o == p)),
     };
     let answer = switching_protocols(options, key, selected.as_deref());
-    shared.update(index, |r| {
+    shared.records.update(index, |r| {
         r.status = Some(101);
         r.subprotocol = selected;
     });
@@ -530,7 +497,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: &Shared
     if let Err(e) = write_flush(&mut stream, &answer).await {
         return shared.fail(index, format!("answering the upgrade: {e}"));
     }
-    shared.update(index, |r| r.upgraded = true);
+    shared.records.update(index, |r| r.upgraded = true);
     frames(stream, buf, shared, index).await;
 }
 
@@ -639,7 +606,7 @@ async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
         "Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     ));
-    shared.update(index, |r| r.status = Some(status));
+    shared.records.update(index, |r| r.status = Some(status));
     close_with(stream, out.as_bytes()).await;
 }
 
@@ -993,7 +960,7 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
                         WsMessage::Text(text) => encode_frame(true, opcode::TEXT, text.as_bytes()),
                         WsMessage::Binary(bytes) => encode_frame(true, opcode::BINARY, bytes),
                     });
-                    shared.update(index, |r| {
+                    shared.records.update(index, |r| {
                         r.messages.push(message);
                         r.messages_sent += usize::from(echo.is_some());
                     });
@@ -1001,11 +968,15 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 Step::Ping(payload) => {
                     let pong = encode_frame(true, opcode::PONG, &payload);
-                    shared.update(index, |r| r.pings_received.push(payload));
+                    shared
+                        .records
+                        .update(index, |r| r.pings_received.push(payload));
                     closing_since.is_none().then_some(pong)
                 }
                 Step::Pong(payload) => {
-                    shared.update(index, |r| r.pongs_received.push(payload));
+                    shared
+                        .records
+                        .update(index, |r| r.pongs_received.push(payload));
                     None
                 }
                 Step::Close(close) => {
@@ -1014,7 +985,7 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
                         Some(code) => close_payload(code, ""),
                         None => Vec::new(),
                     };
-                    shared.update(index, |r| {
+                    shared.records.update(index, |r| {
                         if !answered {
                             r.close_sent = Some(parse_close(&reply));
                         }
@@ -1045,7 +1016,7 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
                 return shared.fail(index, format!("sending a scripted frame: {e}"));
             }
             last_sent = Instant::now();
-            shared.update(index, |r| match next.kind {
+            shared.records.update(index, |r| match next.kind {
                 Sent::Message => r.messages_sent += 1,
                 Sent::Ping(payload) => r.pings_sent.push(payload),
                 Sent::Close(close) => {
@@ -1102,7 +1073,7 @@ async fn violate<S: AsyncRead + AsyncWrite + Unpin>(
         reason: violation.why.clone(),
     };
     shared.fail(index, violation.why.clone());
-    shared.update(index, |r| r.close_sent = Some(close));
+    shared.records.update(index, |r| r.close_sent = Some(close));
     let mut reason = violation.why;
     // A close payload is a control frame: at most 125 bytes.
     reason.truncate(120);
@@ -1165,6 +1136,12 @@ mod sha1 {
             chunk.copy_from_slice(&word.to_be_bytes());
         }
         out
+    }
+}
+
+impl Closed for WssRecord {
+    fn closed(&self) -> bool {
+        self.closed
     }
 }
 

@@ -2,7 +2,7 @@
 //! bytes they received, with a local HTTPS server (rcgen CA) as the target. Every tunnel is used
 //! for a real TLS handshake and GET to the target, so "connected" means "works".
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use feed_sim::connect_proxy::Fault as ConnectFault;
@@ -632,17 +632,7 @@ async fn untrusted_exchange_certificate_through_the_tunnel() {
 /// failing ones: no credential in the output.
 #[tokio::test]
 async fn trace_output_has_no_credentials() {
-    let buffer = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let writer = {
-        let buffer = Arc::clone(&buffer);
-        move || Capture(Arc::clone(&buffer))
-    };
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(writer)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = feed_sim::TraceCapture::start();
 
     let t = target().await;
     let proxy = ConnectProxy::start(ProxyOptions::new().basic_auth(USER, PASSWORD))
@@ -659,7 +649,7 @@ async fn trace_output_has_no_credentials() {
         .expect_err("rejected");
     tracing::error!(error = %err, "as an application would log it");
 
-    let output = String::from_utf8_lossy(&buffer.lock().expect("buffer")).into_owned();
+    let output = capture.text();
     assert!(
         output.contains("tunnel established"),
         "the capture works: {output}"
@@ -674,21 +664,6 @@ async fn trace_output_has_no_credentials() {
             !output.contains(secret),
             "credential in trace output: {output}"
         );
-    }
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

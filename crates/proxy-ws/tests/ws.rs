@@ -506,28 +506,7 @@ async fn route_errors_are_typed_and_clean() {
 /// of them in the output.
 #[tokio::test]
 async fn trace_output_has_no_credentials() {
-    use std::sync::Mutex;
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?
-                .extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&buffer);
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || Capture(Arc::clone(&sink)))
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = feed_sim::TraceCapture::start();
 
     let ca = TestCa::new();
     let server = WssServer::start(&ca, WssOptions::new().stream(3, None))
@@ -555,7 +534,7 @@ async fn trace_output_has_no_credentials() {
     .await
     .expect_err("rejected");
     tracing::error!(error = %err, debug = ?err, "as an application would log it");
-    let output = String::from_utf8_lossy(&buffer.lock().expect("buffer")).into_owned();
+    let output = capture.text();
     assert!(
         output.contains("tunnel established"),
         "the capture works: {output}"
