@@ -1,0 +1,18 @@
+//! Feeds for feedproxy: the [`Feed`] trait (what an exchange integration describes), normalized
+//! [`Trade`] events, native Binance and Coinbase feeds, and a ccxt-style adapter family with
+//! Backpack as its first member.
+//!
+//! Feeds know nothing about proxies: their REST prefetch and WebSocket streams go through
+//! feed-conn's connections, which take the route of the feed's exchange from the proxy system.
+
+pub mod binance;
+pub mod ccxt;
+pub mod coinbase;
+mod error;
+mod feed;
+mod json;
+mod trade;
+
+pub use error::{FeedError, ParseError};
+pub use feed::{Feed, Market, Markets, RestRequest, WsEndpoint};
+pub use trade::{Decimal, Event, Side, Timestamp, Trade};
