@@ -1,16 +1,18 @@
 //! An in-process HTTP CONNECT proxy on loopback (plain or over TLS, optional Basic auth,
 //! selectable faults) that records what every client sent, and tunnels to loopback targets only.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::server::{Closed, Records, ServerTask};
@@ -150,6 +152,8 @@ pub struct ConnectRecord {
     pub bytes_to_target: u64,
     /// Bytes relayed from the target to the client after the 200.
     pub bytes_to_client: u64,
+    /// Whether [`ConnectProxy::cut_tunnels`] cut this tunnel (the byte counts then stay 0).
+    pub cut: bool,
     /// The first error on this connection (TLS handshake, malformed request, relay failure).
     pub error: Option<String>,
     /// Whether the proxy is done with this connection.
@@ -160,6 +164,42 @@ struct Shared {
     auth: Option<(String, String)>,
     fault: Fault,
     records: Records<ConnectRecord>,
+    tunnels: Tunnels,
+}
+
+/// The tunnels a proxy is relaying right now, by record index, so a test can cut them all at once
+/// (shared with the SOCKS proxy).
+#[derive(Debug, Default)]
+pub(crate) struct Tunnels(Mutex<HashMap<usize, oneshot::Sender<()>>>);
+
+impl Tunnels {
+    /// Registers the relay of connection `index`; the receiver completes when it is cut.
+    pub(crate) fn open(&self, index: usize) -> oneshot::Receiver<()> {
+        let (cut, cut_rx) = oneshot::channel();
+        self.lock().insert(index, cut);
+        cut_rx
+    }
+
+    /// Forgets the relay of connection `index` once it has ended.
+    pub(crate) fn close(&self, index: usize) {
+        self.lock().remove(&index);
+    }
+
+    /// Cuts every registered relay; returns the indices of those still running, in order.
+    pub(crate) fn cut_all(&self) -> Vec<usize> {
+        let mut cut: Vec<usize> = self
+            .lock()
+            .drain()
+            .filter_map(|(index, sender)| sender.send(()).is_ok().then_some(index))
+            .collect();
+        cut.sort_unstable();
+        cut
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<usize, oneshot::Sender<()>>> {
+        // A panicking test thread must not keep the others from cutting.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// An HTTP CONNECT proxy on loopback. Stops when dropped or on [`ConnectProxy::shutdown`].
@@ -195,6 +235,7 @@ impl ConnectProxy {
             auth: options.auth.clone(),
             fault: options.fault,
             records: Records::new(),
+            tunnels: Tunnels::default(),
         });
         let tls = options.tls.is_some();
         let acceptor = options.tls.map(TlsAcceptor::from);
@@ -261,6 +302,18 @@ impl ConnectProxy {
         deadline: Duration,
     ) -> Vec<ConnectRecord> {
         self.shared.records.when_closed(count, deadline).await
+    }
+
+    /// Cuts every tunnel relaying right now, as a proxy dropping its streams would: both sides
+    /// are closed without a word (a TLS proxy sends no close_notify), so the client sees the
+    /// stream end mid-way. Marks their records [`ConnectRecord::cut`] and returns how many were
+    /// cut; later connections are served as usual.
+    pub fn cut_tunnels(&self) -> usize {
+        let cut = self.shared.tunnels.cut_all();
+        for &index in &cut {
+            self.shared.records.update(index, |r| r.cut = true);
+        }
+        cut.len()
     }
 
     /// Stops accepting and closes every connection; returns once the port is released.
@@ -420,12 +473,20 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Shared
             .update(index, |r| r.error = Some(format!("relay to target: {e}")));
         return;
     }
-    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-        Ok((to_target, to_client)) => shared.records.update(index, |r| {
+    let cut = shared.tunnels.open(index);
+    let relayed = tokio::select! {
+        relayed = tokio::io::copy_bidirectional(&mut client, &mut upstream) => Some(relayed),
+        // `cut_tunnels` marks the record; returning drops both streams.
+        _ = cut => None,
+    };
+    shared.tunnels.close(index);
+    match relayed {
+        None => {}
+        Some(Ok((to_target, to_client))) => shared.records.update(index, |r| {
             r.bytes_to_target = early + to_target;
             r.bytes_to_client = to_client;
         }),
-        Err(e) => shared.records.update(index, |r| {
+        Some(Err(e)) => shared.records.update(index, |r| {
             r.bytes_to_target = early;
             r.error = Some(format!("relay: {e}"));
         }),

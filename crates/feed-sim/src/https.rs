@@ -126,7 +126,7 @@ impl Shared {
 pub struct HttpsServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    _task: ServerTask,
+    task: ServerTask,
 }
 
 impl std::fmt::Debug for HttpsServer {
@@ -164,7 +164,7 @@ impl HttpsServer {
         Ok(Self {
             addr,
             shared,
-            _task: ServerTask::new(task),
+            task: ServerTask::new(task),
         })
     }
 
@@ -186,6 +186,12 @@ impl HttpsServer {
     /// TCP connections accepted so far (including ones whose TLS handshake failed).
     pub fn connection_count(&self) -> u64 {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Stops accepting and closes every connection; returns once the port is released. The
+    /// request log stays readable.
+    pub async fn shutdown(&mut self) {
+        self.task.shutdown().await;
     }
 }
 

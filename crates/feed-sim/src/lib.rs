@@ -1,5 +1,5 @@
-//! Loopback stand-ins for feedproxy tests: a test CA, an HTTPS server and in-process proxies that
-//! record what they saw.
+//! Loopback stand-ins for feedproxy tests: a test CA, an HTTPS server, in-process proxies that
+//! record what they saw, and fake exchanges.
 //!
 //! Depends on no workspace crate, so any crate may use it as a dev-dependency. Everything here binds
 //! to 127.0.0.1 or ::1 only, and the proxies refuse every destination that is not loopback (see
@@ -15,7 +15,13 @@
 //!   [`real::require_or_skip`] decides whether a test that needs one runs, skips or fails.
 //! - [`trace::TraceCapture`]: everything logged on the test's thread, for redaction checks.
 //! - [`wss::WssServer`]: a WebSocket server over TLS (numbered streams, echo, scripted frames,
-//!   selectable handshake faults) that records every handshake and frame.
+//!   selectable handshake faults, a [`wss::WssHandler`] hook for code that plays the server's
+//!   side) that records every handshake and frame.
+//! - [`exchange::FakeExchange`]: fake Binance, Coinbase and Backpack (REST and WSS over TLS),
+//!   templated from the shared fixtures, numbering every trade they send.
+//!
+//! Both proxies can cut every tunnel they relay at once (`cut_tunnels`), for tests of a stream
+//! that drops mid-way.
 //!
 //! Each proxy module has its own `Fault` enum; they are not re-exported here, so call sites name
 //! which one they mean (`connect_proxy::Fault`, `socks::Fault`). The WebSocket server's faults
@@ -23,6 +29,7 @@
 
 pub mod ca;
 pub mod connect_proxy;
+pub mod exchange;
 pub mod https;
 pub mod real;
 mod server;
@@ -33,11 +40,13 @@ pub mod wss;
 
 pub use ca::TestCa;
 pub use connect_proxy::{ConnectProxy, ConnectRecord, ProxyOptions};
+pub use exchange::{ExchangeKind, FakeExchange, FakeExchangeOptions, SentTrade};
 pub use https::{HttpsServer, Request, Response, Routes};
 pub use real::{RealProxy, RealProxyKind, RealProxyOptions, RealRecord, require_or_skip};
 pub use socks::{SocksOptions, SocksProxy, SocksRecord};
 pub use trace::TraceCapture;
 pub use wire::basic_auth_value;
 pub use wss::{
-    CloseFrame, HandshakeFault, ServerMessage, WsMessage, WssOptions, WssRecord, WssServer,
+    CloseFrame, HandshakeFault, Outbox, ServerMessage, WsMessage, WssHandler, WssOptions,
+    WssRecord, WssServer, WssSession,
 };

@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::connect_proxy::Tunnels;
 use crate::server::ServerTask;
 
 /// The bytes a proxy with [`Fault::Garbage`] answers with: an HTTP error, which is what a client gets
@@ -231,6 +232,8 @@ pub struct SocksRecord {
     pub bytes_to_target: u64,
     /// Bytes relayed from the target to the client.
     pub bytes_to_client: u64,
+    /// Whether [`SocksProxy::cut_tunnels`] cut this tunnel (the byte counts then stay 0).
+    pub cut: bool,
     /// Why the connection ended without a normal relay: a protocol error, a refused target, a failed
     /// connect, a relay I/O error.
     pub error: Option<String>,
@@ -256,6 +259,7 @@ impl SocksRecord {
             upstream: None,
             bytes_to_target: 0,
             bytes_to_client: 0,
+            cut: false,
             error: None,
             closed: false,
         }
@@ -299,6 +303,7 @@ impl SocksProxy {
             options,
             records: Mutex::new(Vec::new()),
             closed: closed_tx,
+            tunnels: Tunnels::default(),
         });
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Ok(Self {
@@ -353,6 +358,17 @@ impl SocksProxy {
         self.connections()
     }
 
+    /// Cuts every tunnel relaying right now, as a proxy dropping its streams would: both sides
+    /// are closed without a word, so the client sees the stream end mid-way. Marks their records
+    /// [`SocksRecord::cut`] and returns how many were cut; later connections are served as usual.
+    pub fn cut_tunnels(&self) -> usize {
+        let cut = self.shared.tunnels.cut_all();
+        for &index in &cut {
+            self.shared.update(index, |r| r.cut = true);
+        }
+        cut.len()
+    }
+
     /// Stops accepting and closes every connection; returns once the port is released. The records
     /// stay readable.
     pub async fn shutdown(&mut self) {
@@ -365,6 +381,8 @@ struct Shared {
     records: Mutex<Vec<SocksRecord>>,
     /// How many connections are closed, for [`SocksProxy::connections_when_closed`].
     closed: watch::Sender<usize>,
+    /// The relays running now, for [`SocksProxy::cut_tunnels`].
+    tunnels: Tunnels,
 }
 
 impl Shared {
@@ -855,7 +873,14 @@ impl Conn {
     }
 
     async fn relay(&mut self, mut onward: TcpStream) -> Result<(), String> {
-        match tokio::io::copy_bidirectional(&mut self.stream, &mut onward).await {
+        let cut = self.shared.tunnels.open(self.index);
+        let relayed = tokio::select! {
+            relayed = tokio::io::copy_bidirectional(&mut self.stream, &mut onward) => relayed,
+            // `cut_tunnels` marks the record; returning drops both streams.
+            _ = cut => Ok((0, 0)),
+        };
+        self.shared.tunnels.close(self.index);
+        match relayed {
             Ok((to_target, to_client)) => {
                 self.record(|r| {
                     r.bytes_to_target = to_target;

@@ -1,6 +1,6 @@
 //! A WebSocket server over TLS on loopback (RFC 6455, written by hand so it can misbehave on
-//! purpose): numbered streams, echo, scripted frames, selectable handshake faults, and a record of
-//! everything each client sent.
+//! purpose): numbered streams, echo, scripted frames, selectable handshake faults, a hook for code
+//! that plays the server's side ([`WssHandler`]), and a record of everything each client sent.
 //!
 //! Wire encoding (accept key, SHA-1, frame encoding and parsing) is plain functions over bytes;
 //! only `serve` and its helpers touch a stream.
@@ -157,6 +157,7 @@ pub struct WssOptions {
     connection_header: String,
     upgrade_header: String,
     cert_names: Vec<String>,
+    handler: Option<Arc<dyn WssHandler>>,
 }
 
 impl Default for WssOptions {
@@ -171,6 +172,7 @@ impl Default for WssOptions {
             connection_header: "Upgrade".into(),
             upgrade_header: "websocket".into(),
             cert_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            handler: None,
         }
     }
 }
@@ -245,6 +247,85 @@ impl WssOptions {
     pub fn upgrade_header(mut self, value: impl Into<String>) -> Self {
         self.upgrade_header = value.into();
         self
+    }
+
+    /// Lets `handler` play the server's side of every upgraded connection, next to the script,
+    /// stream and echo (usually with [`WssOptions::echo`] off): see [`WssHandler`].
+    #[must_use]
+    pub fn handler(mut self, handler: Arc<dyn WssHandler>) -> Self {
+        self.handler = Some(handler);
+        self
+    }
+}
+
+/// Code that plays the server's side of WebSocket connections, e.g. a fake exchange.
+///
+/// The server calls [`WssHandler::open`] once per connection right after its `101`; the returned
+/// [`WssSession`] then sees every message the client sends and every tick it asked for. Callbacks
+/// are synchronous and must not block: they only queue what to do in an [`Outbox`], which the
+/// server applies in order once the callback returns. Client frames are still recorded, pings
+/// still answered and a client close still replied to by the server itself.
+pub trait WssHandler: fmt::Debug + Send + Sync + 'static {
+    /// Starts serving connection `connection` (the index of its record in
+    /// [`WssServer::connections`]) whose request target (path and query) is `target`. What `out`
+    /// holds afterwards is sent before anything else the session queues.
+    fn open(&self, connection: usize, target: &str, out: &mut Outbox) -> Box<dyn WssSession>;
+}
+
+/// The server's side of one connection, created by [`WssHandler::open`].
+pub trait WssSession: Send {
+    /// A text message from the client (already recorded in [`WssRecord::messages`]).
+    fn on_text(&mut self, text: &str, out: &mut Outbox);
+
+    /// A binary message from the client; ignored unless overridden.
+    fn on_binary(&mut self, bytes: &[u8], out: &mut Outbox) {
+        let _ = (bytes, out);
+    }
+
+    /// Tick `tick` (counting from 0) of the sequence started by [`Outbox::start_ticks`], called
+    /// when it is due; what it queues is sent at once. Ignored unless overridden.
+    fn on_tick(&mut self, tick: usize, out: &mut Outbox) {
+        let _ = (tick, out);
+    }
+}
+
+/// What a [`WssSession`] asks the server to do, in order.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    actions: Vec<Action>,
+}
+
+#[derive(Debug)]
+enum Action {
+    Text(String),
+    Close(u16, String),
+    StartTicks(usize, Option<Duration>),
+    StopTicks,
+}
+
+impl Outbox {
+    /// Sends one unfragmented text message (after whatever is already queued, including a
+    /// delayed [`WssOptions::stream`]).
+    pub fn text(&mut self, text: impl Into<String>) {
+        self.actions.push(Action::Text(text.into()));
+    }
+
+    /// Sends a close frame with `code` and `reason` (cut to fit a control frame), then waits
+    /// for the client's close; nothing queued after it is sent and ticks stop.
+    pub fn close(&mut self, code: u16, reason: impl Into<String>) {
+        self.actions.push(Action::Close(code, reason.into()));
+    }
+
+    /// Calls [`WssSession::on_tick`] `count` times: the first tick at once, the next ones
+    /// `interval` apart (`None`: as fast as possible, still answering client frames between
+    /// ticks). Replaces a sequence still running.
+    pub fn start_ticks(&mut self, count: usize, interval: Option<Duration>) {
+        self.actions.push(Action::StartTicks(count, interval));
+    }
+
+    /// Ends the running tick sequence, if any.
+    pub fn stop_ticks(&mut self) {
+        self.actions.push(Action::StopTicks);
     }
 }
 
@@ -498,7 +579,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, shared: &Shared
         return shared.fail(index, format!("answering the upgrade: {e}"));
     }
     shared.records.update(index, |r| r.upgraded = true);
-    frames(stream, buf, shared, index).await;
+    frames(stream, buf, shared, index, &head.target).await;
 }
 
 /// Why an upgrade request is refused: status, reason for the record and body, extra headers.
@@ -932,9 +1013,17 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
     mut buf: Vec<u8>,
     shared: &Shared,
     index: usize,
+    target: &str,
 ) {
     let options = &shared.options;
     let mut queue = script(options);
+    let mut ticks: Option<Ticks> = None;
+    let mut session = options.handler.as_ref().map(|handler| {
+        let mut out = Outbox::default();
+        let session = handler.open(index, target, &mut out);
+        apply(out, &mut queue, &mut ticks);
+        session
+    });
     let mut reassembly = Reassembly::default();
     let mut last_sent = Instant::now();
     // Set once the server has sent its close frame: it then only waits for the client's.
@@ -960,10 +1049,19 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
                         WsMessage::Text(text) => encode_frame(true, opcode::TEXT, text.as_bytes()),
                         WsMessage::Binary(bytes) => encode_frame(true, opcode::BINARY, bytes),
                     });
+                    let handled = session.as_mut().filter(|_| closing_since.is_none());
+                    let mut out = Outbox::default();
+                    if let Some(session) = handled {
+                        match &message {
+                            WsMessage::Text(text) => session.on_text(text, &mut out),
+                            WsMessage::Binary(bytes) => session.on_binary(bytes, &mut out),
+                        }
+                    }
                     shared.records.update(index, |r| {
                         r.messages.push(message);
                         r.messages_sent += usize::from(echo.is_some());
                     });
+                    apply(out, &mut queue, &mut ticks);
                     echo
                 }
                 Step::Ping(payload) => {
@@ -1006,7 +1104,17 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
 
-        // Send whatever of the script and stream is due.
+        // Let the session produce the next tick, if one is due.
+        if closing_since.is_none()
+            && let Some(session) = session.as_mut()
+            && let Some(tick) = ticks.as_mut().and_then(|t| t.take_due(Instant::now()))
+        {
+            let mut out = Outbox::default();
+            session.on_tick(tick, &mut out);
+            apply(out, &mut queue, &mut ticks);
+        }
+
+        // Send whatever of the script, stream and session output is due.
         while closing_since.is_none()
             && let Some(next) = queue.front()
             && next.delay.is_none_or(|d| last_sent + d <= Instant::now())
@@ -1029,8 +1137,11 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
 
         let due = match (closing_since, queue.front()) {
             (Some(since), _) => Some(since + LINGER),
-            (None, Some(next)) => next.delay.map(|d| last_sent + d),
-            (None, None) => None,
+            (None, front) => {
+                let next_send = front.and_then(|next| next.delay.map(|d| last_sent + d));
+                let next_tick = ticks.as_ref().filter(|t| t.next < t.count).map(|t| t.due);
+                next_send.into_iter().chain(next_tick).min()
+            }
         };
         tokio::select! {
             read = stream.read(&mut chunk) => match read {
@@ -1050,6 +1161,68 @@ async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         }
+    }
+}
+
+/// A running tick sequence of a [`WssSession`].
+struct Ticks {
+    next: usize,
+    count: usize,
+    interval: Option<Duration>,
+    due: Instant,
+}
+
+impl Ticks {
+    /// The number of the tick due at `now`, if any; schedules the one after it.
+    fn take_due(&mut self, now: Instant) -> Option<usize> {
+        if self.next >= self.count || self.due > now {
+            return None;
+        }
+        let tick = self.next;
+        self.next += 1;
+        self.due = now + self.interval.unwrap_or_default();
+        Some(tick)
+    }
+}
+
+/// Queues what a session asked for; a finished tick sequence is dropped.
+fn apply(out: Outbox, queue: &mut VecDeque<Outgoing>, ticks: &mut Option<Ticks>) {
+    for action in out.actions {
+        match action {
+            Action::Text(text) => queue.push_back(Outgoing {
+                delay: None,
+                bytes: encode_frame(true, opcode::TEXT, text.as_bytes()),
+                kind: Sent::Message,
+            }),
+            Action::Close(code, mut reason) => {
+                // A close payload is a control frame: at most 125 bytes.
+                let mut end = reason.len().min(120);
+                while !reason.is_char_boundary(end) {
+                    end -= 1;
+                }
+                reason.truncate(end);
+                queue.push_back(Outgoing {
+                    delay: None,
+                    bytes: encode_frame(true, opcode::CLOSE, &close_payload(code, &reason)),
+                    kind: Sent::Close(CloseFrame {
+                        code: Some(code),
+                        reason,
+                    }),
+                });
+            }
+            Action::StartTicks(count, interval) => {
+                *ticks = Some(Ticks {
+                    next: 0,
+                    count,
+                    interval,
+                    due: Instant::now(),
+                });
+            }
+            Action::StopTicks => *ticks = None,
+        }
+    }
+    if ticks.as_ref().is_some_and(|t| t.next >= t.count) {
+        *ticks = None;
     }
 }
 
