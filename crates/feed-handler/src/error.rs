@@ -90,7 +90,9 @@ pub enum FeedError {
         got: usize,
     },
     /// A symbol the feed was asked for is not listed by the exchange.
-    #[error("{exchange}: symbol {symbol} is not listed; check the symbol (normalized form BASE-QUOTE, e.g. BTC-USDT)")]
+    #[error(
+        "{exchange}: symbol {symbol} is not listed; check the symbol (normalized form BASE-QUOTE, e.g. BTC-USDT)"
+    )]
     UnknownSymbol {
         /// The exchange.
         exchange: String,
@@ -118,7 +120,7 @@ pub enum FeedError {
     InvalidBaseUrl {
         /// The exchange.
         exchange: String,
-        /// The URL as given (a base URL carries no credentials).
+        /// The URL as given, with any user-info, query and fragment replaced by `***`.
         url: String,
         /// What is wrong.
         reason: &'static str,

@@ -56,8 +56,10 @@ impl Markets {
 
     /// Adds `market` (a later one with the same symbols replaces an earlier one).
     pub fn insert(&mut self, market: Market) {
-        self.by_symbol
-            .insert(Arc::clone(&market.symbol), Arc::clone(&market.exchange_symbol));
+        self.by_symbol.insert(
+            Arc::clone(&market.symbol),
+            Arc::clone(&market.exchange_symbol),
+        );
         self.by_exchange
             .insert(Arc::clone(&market.exchange_symbol), market);
     }
@@ -115,6 +117,10 @@ pub trait Feed: Send + Sync + 'static {
 
     /// Parses one text message, appending the events it carries to `events`. Acks, heartbeats
     /// and snapshots the feed ignores append nothing and return `Ok`.
-    fn parse(&self, markets: &Markets, message: &[u8], events: &mut Vec<Event>)
-    -> Result<(), ParseError>;
+    fn parse(
+        &self,
+        markets: &Markets,
+        message: &[u8],
+        events: &mut Vec<Event>,
+    ) -> Result<(), ParseError>;
 }

@@ -10,9 +10,19 @@ pub mod ccxt;
 pub mod coinbase;
 mod error;
 mod feed;
+mod handler;
 mod json;
 mod trade;
 
+pub use binance::BinanceFeed;
+pub use ccxt::{BackpackFeed, CcxtFeed};
+pub use coinbase::CoinbaseFeed;
 pub use error::{FeedError, ParseError};
 pub use feed::{Feed, Market, Markets, RestRequest, WsEndpoint};
+pub use feed_conn;
+pub use handler::{
+    Backoff, ErrorCallback, FeedHandler, HANDLER_LOG_TARGET, HandlerError, HandlerOptions,
+    RunningHandler, TradeCallback,
+};
+pub use json::parse_rfc3339;
 pub use trade::{Decimal, Event, Side, Timestamp, Trade};
