@@ -416,3 +416,36 @@ async fn poll_reads_every_address_in_turn_over_one_connection() {
     );
     assert_eq!(empty.read().count().await, 0);
 }
+
+#[tokio::test]
+async fn a_429_then_200_returns_the_200_body_after_one_retry() {
+    let ca = TestCa::new();
+    let server = HttpsServer::start(
+        &ca,
+        Routes::new().sequence(
+            "/info",
+            vec![
+                Response::new(429, "slow down").with_header("Retry-After", "0"),
+                Response::json(r#"{"ok":2}"#),
+            ],
+        ),
+    )
+    .await
+    .expect("server");
+    let conn = HttpConn::new(
+        "retryok",
+        "binance",
+        HttpConnOptions {
+            http: http_options(&ca),
+            ..HttpConnOptions::default()
+        },
+    );
+    let body = conn
+        .read(&format!("https://localhost:{}/info", server.port()))
+        .await
+        .expect("second attempt succeeds");
+    assert_eq!(&body[..], br#"{"ok":2}"#);
+    assert_eq!(server.requests().len(), 2);
+    let stats = conn.stats();
+    assert_eq!((stats.sent, stats.received), (2, 2));
+}

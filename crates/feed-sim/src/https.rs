@@ -52,10 +52,13 @@ impl Response {
 }
 
 /// Responses by request path (without the query), for any of GET, POST and DELETE. Unknown paths
-/// get 404.
+/// get 404. A path given a [`Routes::sequence`] answers its responses in turn, then repeats the
+/// last.
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
-    by_path: HashMap<String, Response>,
+    by_path: HashMap<String, Vec<Response>>,
+    /// Requests answered so far per path (shared by clones, so a server's copy counts).
+    hits: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl Routes {
@@ -66,8 +69,15 @@ impl Routes {
 
     /// Answers `path` with `response`.
     #[must_use]
-    pub fn route(mut self, path: impl Into<String>, response: Response) -> Self {
-        self.by_path.insert(path.into(), response);
+    pub fn route(self, path: impl Into<String>, response: Response) -> Self {
+        self.sequence(path, vec![response])
+    }
+
+    /// Answers the requests to `path` with `responses` in order (e.g. a 429, then a 200); once
+    /// they are used up, the last one again. An empty list means 404.
+    #[must_use]
+    pub fn sequence(mut self, path: impl Into<String>, responses: Vec<Response>) -> Self {
+        self.by_path.insert(path.into(), responses);
         self
     }
 
@@ -76,10 +86,17 @@ impl Routes {
             return Response::new(405, "feed-sim: method not allowed");
         }
         let path = target.split_once('?').map_or(target, |(p, _)| p);
-        self.by_path
-            .get(path)
-            .cloned()
-            .unwrap_or_else(|| Response::new(404, "feed-sim: no route"))
+        let Some(responses) = self.by_path.get(path).filter(|r| !r.is_empty()) else {
+            return Response::new(404, "feed-sim: no route");
+        };
+        let mut hits = self
+            .hits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hit = hits.entry(path.to_owned()).or_insert(0);
+        let index = (*hit).min(responses.len() - 1);
+        *hit += 1;
+        responses[index].clone()
     }
 }
 
