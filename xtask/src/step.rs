@@ -25,6 +25,9 @@ pub(crate) enum Kind {
 pub(crate) struct Step {
     pub(crate) kind: Kind,
     pub(crate) commands: Vec<Vec<String>>,
+    /// Environment for every command: a variable set to a value, or removed (`None`) so that a
+    /// value inherited from the caller's shell cannot change what the step tests.
+    pub(crate) env: Vec<(&'static str, Option<String>)>,
     /// File name (without extension) for the full log; unique within one run.
     pub(crate) log_name: String,
 }
@@ -117,8 +120,8 @@ impl Runner {
         let mut success = true;
         let mut exit = String::new();
         for args in &step.commands {
-            let _ = writeln!(output, "$ {}", display_command(args));
-            match self.capture(args) {
+            let _ = writeln!(output, "$ {}", display_command(&step.env, args));
+            match self.capture(args, &step.env) {
                 Ok((ok, text, status)) => {
                     output.push_str(&text);
                     success = ok;
@@ -177,7 +180,11 @@ impl Runner {
     }
 
     /// Runs `cargo ARGS` in the workspace root; returns (success, combined output, exit description).
-    fn capture(&self, args: &[String]) -> std::io::Result<(bool, String, String)> {
+    fn capture(
+        &self,
+        args: &[String],
+        env: &[(&'static str, Option<String>)],
+    ) -> std::io::Result<(bool, String, String)> {
         // One pipe for both streams keeps cargo's messages and the tests' output in order.
         let (mut reader, writer) = std::io::pipe()?;
         let mut command = Command::new(&self.cargo);
@@ -187,6 +194,12 @@ impl Runner {
             .stdin(Stdio::null())
             .stdout(writer.try_clone()?)
             .stderr(writer);
+        for (name, value) in env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
         let mut child = command.spawn()?;
         // The Command holds the pipe's write ends: drop it so reading ends when the child exits.
         drop(command);
@@ -213,27 +226,38 @@ impl Runner {
 }
 
 impl Step {
-    /// The commands as a user would type them.
+    /// The commands as a user would type them, each with the variables the step sets.
     pub(crate) fn display(&self) -> String {
         self.commands
             .iter()
-            .map(|args| display_command(args))
+            .map(|args| display_command(&self.env, args))
             .collect::<Vec<_>>()
             .join(" && ")
     }
 }
 
-fn display_command(args: &[String]) -> String {
-    let mut text = String::from("cargo");
-    for arg in args {
-        text.push(' ');
-        if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
-            let _ = write!(text, "'{}'", arg.replace('\'', r"'\''"));
-        } else {
-            text.push_str(arg);
+fn display_command(env: &[(&'static str, Option<String>)], args: &[String]) -> String {
+    let mut text = String::new();
+    for (name, value) in env {
+        if let Some(value) = value {
+            let _ = write!(text, "{name}={} ", shell_word(value));
         }
     }
+    text.push_str("cargo");
+    for arg in args {
+        text.push(' ');
+        text.push_str(&shell_word(arg));
+    }
     text
+}
+
+/// A word as a POSIX shell would need it written: quoted when it has spaces or quotes.
+fn shell_word(word: &str) -> String {
+    if word.is_empty() || word.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    } else {
+        word.to_owned()
+    }
 }
 
 /// Reads a `cargo test` run: sums the libtest summaries and decides the row's status.

@@ -148,6 +148,8 @@ pub struct ConnectRecord {
     pub status: Option<u16>,
     /// The loopback address the proxy connected to, if it connected anywhere.
     pub upstream: Option<SocketAddr>,
+    /// The proxy's own address on that onward connection: the peer the target sees.
+    pub upstream_local: Option<SocketAddr>,
     /// Bytes relayed from the client to the target after the 200.
     pub bytes_to_target: u64,
     /// Bytes relayed from the target to the client after the 200.
@@ -453,7 +455,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Shared
     };
     shared
         .records
-        .update(index, |r| r.upstream = Some(upstream_addr));
+        .update(index, |r| {
+            r.upstream = Some(upstream_addr);
+            r.upstream_local = upstream.local_addr().ok();
+        });
     reply_keep_open(&mut client, shared, index, 200).await;
     if shared
         .records

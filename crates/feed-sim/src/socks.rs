@@ -228,6 +228,8 @@ pub struct SocksRecord {
     pub request_bytes: Vec<u8>,
     /// The loopback address the proxy connected onward to; `None` means it never connected.
     pub upstream: Option<SocketAddr>,
+    /// The proxy's own address on that onward connection: the peer the target sees.
+    pub upstream_local: Option<SocketAddr>,
     /// Bytes relayed from the client to the target.
     pub bytes_to_target: u64,
     /// Bytes relayed from the target to the client.
@@ -257,6 +259,7 @@ impl SocksRecord {
             reply: None,
             request_bytes: Vec::new(),
             upstream: None,
+            upstream_local: None,
             bytes_to_target: 0,
             bytes_to_client: 0,
             cut: false,
@@ -717,6 +720,7 @@ impl Conn {
         let bound = onward.local_addr().ok();
         self.record(|r| {
             r.upstream = Some(addr);
+            r.upstream_local = bound;
             r.reply = Some(SOCKS4_GRANTED);
         });
         self.write(&socks4_reply(SOCKS4_GRANTED, bound), "socks4 reply")
@@ -837,6 +841,7 @@ impl Conn {
         let bound = onward.local_addr().ok();
         self.record(|r| {
             r.upstream = Some(addr);
+            r.upstream_local = bound;
             r.reply = Some(SOCKS5_SUCCEEDED);
         });
         self.write(&socks5_reply(SOCKS5_SUCCEEDED, bound), "socks5 reply")
