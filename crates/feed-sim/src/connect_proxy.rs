@@ -453,12 +453,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Shared
             .update(index, |r| r.error = Some("loopback target refused".into()));
         return reply(&mut client, shared, index, 502, &[]).await;
     };
-    shared
-        .records
-        .update(index, |r| {
-            r.upstream = Some(upstream_addr);
-            r.upstream_local = upstream.local_addr().ok();
-        });
+    shared.records.update(index, |r| {
+        r.upstream = Some(upstream_addr);
+        r.upstream_local = upstream.local_addr().ok();
+    });
     reply_keep_open(&mut client, shared, index, 200).await;
     if shared
         .records
