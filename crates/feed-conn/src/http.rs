@@ -8,9 +8,9 @@ use bytes::Bytes;
 use proxy_http::{HttpClient, HttpOptions, Method, StatusCode};
 use proxy_resolve::{Route, Transport};
 use proxy_tunnel::redact_url;
-use tokio::sync::OnceCell;
+use std::sync::Mutex;
 
-use crate::common::{ConnId, ConnOptions, ConnStats, Tap, log_open};
+use crate::common::{ConnId, ConnOptions, ConnStats, RouteSource, Tap, log_open};
 use crate::error::ConnError;
 
 /// How a request answered `429 Too Many Requests` is retried.
@@ -18,8 +18,11 @@ use crate::error::ConnError;
 pub struct RetryPolicy {
     /// Retries after the first attempt (0: none).
     pub max_retries: u32,
-    /// Wait before each retry, unless the server sends a shorter `Retry-After` (in seconds).
+    /// Wait before each retry when the server sends no `Retry-After` (in seconds); a
+    /// `Retry-After` is honoured up to `max_delay`.
     pub delay: Duration,
+    /// The longest wait honoured from `Retry-After`.
+    pub max_delay: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -27,6 +30,7 @@ impl Default for RetryPolicy {
         Self {
             max_retries: 3,
             delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
         }
     }
 }
@@ -42,7 +46,8 @@ pub struct HttpConnOptions {
     pub retry: RetryPolicy,
 }
 
-/// Headers and query of one request. `Debug` shows header names only.
+/// Headers and query of one request. `Debug` shows names only (values may carry keys and
+/// signatures).
 #[derive(Clone, Default)]
 pub struct ReadOptions {
     /// Extra request headers.
@@ -54,9 +59,10 @@ pub struct ReadOptions {
 impl fmt::Debug for ReadOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        let query: Vec<&str> = self.query.iter().map(|(n, _)| n.as_str()).collect();
         f.debug_struct("ReadOptions")
             .field("headers", &names)
-            .field("query", &self.query)
+            .field("query", &query)
             .finish()
     }
 }
@@ -90,7 +96,19 @@ struct Inner {
     tap: Tap,
     exchange: String,
     options: HttpConnOptions,
-    client: tokio::sync::Mutex<Arc<OnceCell<HttpClient>>>,
+    client: Mutex<Option<Built>>,
+}
+
+/// The client of the current opening, and which process-wide resolver its route came from.
+struct Built {
+    client: HttpClient,
+    /// `Arc::as_ptr` of the proxy system in force when the route was resolved (route source
+    /// `System` only): when another system is installed, the connection reopens with it.
+    system: Option<usize>,
+}
+
+fn current_system() -> Option<usize> {
+    proxy_resolve::proxy_system().map(|resolver| Arc::as_ptr(&resolver) as usize)
 }
 
 impl fmt::Debug for HttpConn {
@@ -113,7 +131,7 @@ impl HttpConn {
                 tap,
                 exchange: exchange.to_ascii_lowercase(),
                 options,
-                client: tokio::sync::Mutex::new(Arc::new(OnceCell::new())),
+                client: Mutex::new(None),
             }),
         }
     }
@@ -139,40 +157,59 @@ impl HttpConn {
     }
 
     /// The route taken, once open.
-    pub async fn route(&self) -> Option<Route> {
-        let cell = Arc::clone(&*self.inner.client.lock().await);
-        cell.get().map(|c| c.route().clone())
+    pub fn route(&self) -> Option<Route> {
+        self.built().as_ref().map(|b| b.client.route().clone())
+    }
+
+    fn built(&self) -> std::sync::MutexGuard<'_, Option<Built>> {
+        // A poisoned lock only means a panic elsewhere; the cached client is still valid.
+        self.inner
+            .client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Opens the connection: resolves the route and builds the client (no network I/O yet; the
     /// first request dials). Idempotent while open.
     pub async fn open(&self) -> Result<(), ConnError> {
-        self.client("").await.map(|_| ())
+        self.client("").map(|_| ())
     }
 
-    async fn client(&self, url: &str) -> Result<HttpClient, ConnError> {
-        let cell = Arc::clone(&*self.inner.client.lock().await);
-        cell.get_or_try_init(|| async {
-            let inner = &self.inner;
-            let route = inner.options.conn.route(&inner.exchange, Transport::Http);
-            let client =
-                HttpClient::new(route.clone(), &inner.exchange, inner.options.http.clone())
-                    .map_err(|source| ConnError::Http {
-                        conn_id: inner.tap.id.clone(),
-                        source: Box::new(source),
-                    })?;
-            log_open(&inner.tap.id, &inner.exchange, Transport::Http, &route);
-            inner.tap.opened(url);
-            Ok(client)
-        })
-        .await
-        .cloned()
+    /// The client for a request: the current one, or a new one with a freshly resolved route
+    /// when the connection is not open or (route source `System`) another proxy system has
+    /// been installed since it opened, so a long-lived connection never keeps a route the
+    /// operator has replaced.
+    fn client(&self, url: &str) -> Result<HttpClient, ConnError> {
+        let inner = &self.inner;
+        let system = match inner.options.conn.route_source {
+            RouteSource::System => current_system(),
+            RouteSource::Resolver(_) => None,
+        };
+        let mut built = self.built();
+        if let Some(current) = built.as_ref()
+            && current.system == system
+        {
+            return Ok(current.client.clone());
+        }
+        let route = inner.options.conn.route(&inner.exchange, Transport::Http);
+        let client = HttpClient::new(route.clone(), &inner.exchange, inner.options.http.clone())
+            .map_err(|source| ConnError::Http {
+                conn_id: inner.tap.id.clone(),
+                source: Box::new(source),
+            })?;
+        log_open(&inner.tap.id, &inner.exchange, Transport::Http, &route);
+        inner.tap.opened(url);
+        *built = Some(Built {
+            client: client.clone(),
+            system,
+        });
+        Ok(client)
     }
 
     /// Drops the client (and its pooled connections). The next request opens the connection
     /// again, with the route in force then.
     pub async fn close(&self) {
-        *self.inner.client.lock().await = Arc::new(OnceCell::new());
+        *self.built() = None;
         self.inner.tap.closed();
     }
 
@@ -208,7 +245,7 @@ impl HttpConn {
         options: &ReadOptions,
         body: Bytes,
     ) -> Result<Bytes, ConnError> {
-        let client = self.client(url).await?;
+        let client = self.client(url)?;
         let tap = &self.inner.tap;
         let retry = self.inner.options.retry;
         let mut attempts = 0u32;
@@ -245,7 +282,8 @@ impl HttpConn {
                     attempts,
                 });
             }
-            let wait = retry_after(&response.headers).map_or(retry.delay, |d| d.min(retry.delay));
+            let wait =
+                retry_after(&response.headers).map_or(retry.delay, |d| d.min(retry.max_delay));
             tracing::warn!(
                 target: crate::CONN_LOG_TARGET,
                 conn_id = %tap.id,

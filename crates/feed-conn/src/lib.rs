@@ -12,7 +12,8 @@
 //! opens, from [`RouteSource`] (the process-wide proxy system by default, or an explicit
 //! `Resolver`), then the legacy per-connection proxy, then direct. A connection that opens
 //! through a proxy logs one event (target `feedproxy::conn`) naming the connection id,
-//! exchange, transport, proxy scheme and proxy host:port — never credentials.
+//! exchange, transport, proxy scheme and proxy host:port — never credentials (WebSocket: after
+//! the upgrade; HTTP: when its client is built with that route, before the first request dials).
 
 mod common;
 mod error;

@@ -15,6 +15,9 @@ use proxy_ws::{Message, WsOptions, WsStream};
 use crate::common::{ConnId, ConnOptions, ConnStats, Tap, log_open};
 use crate::error::{AuthError, ConnError};
 
+/// How long [`WsConn::close`] waits to send its close frame.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The address and headers a WebSocket opens with; an [`AuthHook`] may rewrite both. `Debug`
 /// shows header names only.
 #[derive(Clone, PartialEq, Eq)]
@@ -274,8 +277,9 @@ impl WsConn {
     /// Closes the connection (close frame 1000, then the socket). Does nothing if not open.
     pub async fn close(&mut self) {
         if let Some(mut stream) = self.stream.take() {
-            // The peer may already be gone; the socket is dropped either way.
-            let _ = stream.close(1000, "").await;
+            // The peer may already be gone, or may have stopped reading: the close frame gets a
+            // short bound, and the socket is dropped either way.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.close(1000, "")).await;
         }
         self.tap.closed();
     }

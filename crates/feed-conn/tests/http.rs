@@ -119,11 +119,11 @@ async fn requests_share_one_client_through_the_proxy_and_are_counted() {
     assert_eq!(&second[..], br#"{"ok":1}"#);
     assert_eq!(&posted[..], br#"{"posted":true}"#);
     assert!(conn.is_open());
-    assert!(conn.route().await.expect("route").proxy().is_some());
+    assert!(conn.route().expect("route").proxy().is_some());
 
     // One proxy tunnel carried all three requests, to the server's port.
     let tunnels = proxy.connections();
-    assert_eq!(tunnels.len(), 1, "{tunnels:?}");
+    assert_eq!(tunnels.len(), 1, "tunnels: {}", tunnels.len());
     assert_eq!(
         tunnels[0].target.as_deref(),
         Some(format!("localhost:{}", server.port()).as_str())
@@ -177,7 +177,10 @@ async fn requests_share_one_client_through_the_proxy_and_are_counted() {
     ] {
         assert!(opened[0].contains(&part), "{part} missing in {}", opened[0]);
     }
-    assert!(!logs.contains(PASSWORD), "{logs}");
+    let basic = feed_sim::basic_auth_value(USER, PASSWORD);
+    for needle in [PASSWORD, basic.trim_start_matches("Basic ")] {
+        assert!(!logs.contains(needle), "a credential in the logs");
+    }
 }
 
 #[tokio::test]
@@ -224,12 +227,13 @@ async fn too_many_requests_is_retried_a_bounded_number_of_times() {
             retry: RetryPolicy {
                 max_retries: 2,
                 delay: Duration::from_secs(30),
+                max_delay: Duration::from_secs(30),
             },
             ..HttpConnOptions::default()
         },
     );
     let url = format!("https://localhost:{}/limited?signature=abc", server.port());
-    // Retry-After: 0 is shorter than the policy's 30 s, so the retries come at once; a missed
+    // Retry-After: 0 replaces the policy's 30 s, so the retries come at once; a missed
     // Retry-After would blow this deadline.
     let error = tokio::time::timeout(Duration::from_secs(10), conn.read(&url))
         .await

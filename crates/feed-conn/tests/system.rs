@@ -122,7 +122,7 @@ async fn routes_come_from_the_system_when_the_connection_opens() {
     f.use_both(&http, &mut ws).await;
     clear_proxy_system();
     assert_eq!(f.proxied(), (1, 1), "each transport took its own proxy");
-    assert!(http.route().await.expect("route").proxy().is_some());
+    assert!(http.route().expect("route").proxy().is_some());
 }
 
 #[tokio::test]
@@ -134,7 +134,7 @@ async fn no_system_routes_direct() {
     let mut ws = f.ws(ConnOptions::default());
     f.use_both(&http, &mut ws).await;
     assert_eq!(f.proxied(), (0, 0));
-    assert!(http.route().await.expect("route").is_direct());
+    assert!(http.route().expect("route").is_direct());
     assert!(ws.route().expect("route").is_direct());
 }
 
@@ -162,4 +162,21 @@ async fn disabled_settings_route_direct_but_a_legacy_proxy_still_applies() {
     clear_proxy_system();
     assert_eq!(f.proxied(), (0, 0));
     assert_eq!(legacy.connections().len(), 2);
+}
+
+#[tokio::test]
+async fn an_open_http_connection_follows_a_newly_installed_system() {
+    let _lock = SYSTEM_LOCK.lock().await;
+    let f = Fixture::start().await;
+    let url = format!("https://localhost:{}/a", f.rest.port());
+    clear_proxy_system();
+    let http = f.http(ConnOptions::default());
+    http.read(&url).await.expect("direct while no system");
+    assert_eq!(f.proxied(), (0, 0));
+    // Installed while the connection is open: its next request takes the new route.
+    init_proxy_system(f.settings());
+    http.read(&url).await.expect("through the proxy now");
+    clear_proxy_system();
+    assert_eq!(f.proxied(), (1, 0));
+    assert_eq!(http.stats().opens, 2);
 }

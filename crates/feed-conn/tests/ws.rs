@@ -180,13 +180,17 @@ async fn subscribes_reads_in_order_and_counts(#[case] via: Via) {
             WsMessage::Text("sub-2".into())
         ]
     );
-    let proxied = match via {
-        Via::Direct => 0,
-        Via::Connect => connect.connections().len(),
+    #[cfg(feature = "socks")]
+    let socks_tunnels = socks.connections().len();
+    #[cfg(not(feature = "socks"))]
+    let socks_tunnels = 0;
+    let expected = match via {
+        Via::Direct => (0, 0),
+        Via::Connect => (1, 0),
         #[cfg(feature = "socks")]
-        Via::Socks5 => socks.connections().len(),
+        Via::Socks5 => (0, 1),
     };
-    assert_eq!(proxied, usize::from(!matches!(via, Via::Direct)));
+    assert_eq!((connect.connections().len(), socks_tunnels), expected);
     assert_eq!(
         conn.route().expect("route").is_direct(),
         matches!(via, Via::Direct)

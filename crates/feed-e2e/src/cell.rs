@@ -30,6 +30,7 @@ const DEADLINE: Duration = Duration::from_secs(15);
 #[derive(Debug)]
 pub struct Exchanges {
     ca: TestCa,
+    tls: TlsOptions,
     fakes: Vec<FakeExchange>,
 }
 
@@ -43,7 +44,11 @@ impl Exchanges {
             let options = FakeExchangeOptions::new().trades_per_connection(TRADES_PER_CELL);
             fakes.push(FakeExchange::start(&ca, kind, options).await?);
         }
-        Ok(Self { ca, fakes })
+        let tls = TlsOptions::new()
+            .without_webpki_roots()
+            .with_ca_pem(ca.root_pem().as_bytes())
+            .map_err(io::Error::other)?;
+        Ok(Self { ca, tls, fakes })
     }
 
     /// The CA every fake and the https:// proxies present certificates from.
@@ -53,17 +58,17 @@ impl Exchanges {
 
     /// The fake exchange of `kind`.
     pub fn fake(&self, kind: FeedKind) -> &FakeExchange {
-        let index = FeedKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-        &self.fakes[index]
+        // `start` made one per kind, in `FeedKind::ALL` order.
+        match self.fakes.iter().find(|f| f.kind() == kind) {
+            Some(fake) => fake,
+            None => unreachable!("Exchanges::start starts every feed kind"),
+        }
     }
 
     /// Handler options trusting the CA (for exchanges and https:// proxies), routing from the
     /// process-wide proxy system, reconnecting quickly.
     pub fn handler_options(&self) -> HandlerOptions {
-        let tls = TlsOptions::new()
-            .without_webpki_roots()
-            .with_ca_pem(self.ca.root_pem().as_bytes())
-            .unwrap_or_default();
+        let tls = self.tls.clone();
         HandlerOptions {
             http: HttpOptions {
                 tls: tls.clone(),

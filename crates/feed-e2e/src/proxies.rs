@@ -165,12 +165,34 @@ impl StartedProxy {
         all.into_iter().filter(|s| s.port != 0).collect()
     }
 
-    /// The proxy's log or record, for a failure message.
+    /// The proxy's log or record, for a failure message. In-process records are summarised
+    /// (client, target, whether auth matched, outgoing address, bytes, error) because their
+    /// Debug holds the credentials the client sent.
     pub fn diagnostics(&self) -> String {
         match self {
             StartedProxy::Real(p, _) => p.diagnostics(),
-            StartedProxy::Connect(p) => format!("{:?}", p.connections()),
-            StartedProxy::Socks(p, _) => format!("{:?}", p.connections()),
+            StartedProxy::Connect(p) => p
+                .connections()
+                .iter()
+                .map(|r| {
+                    format!(
+                        "client {:?} -> {:?} status {:?} auth_ok {:?} via {:?} bytes {}/{} error {:?}\n",
+                        r.peer, r.target, r.status, r.auth_ok, r.upstream_local,
+                        r.bytes_to_target, r.bytes_to_client, r.error
+                    )
+                })
+                .collect(),
+            StartedProxy::Socks(p, _) => p
+                .connections()
+                .iter()
+                .map(|r| {
+                    format!(
+                        "client {} -> {:?}:{:?} reply {:?} auth_ok {:?} via {:?} bytes {}/{} error {:?}\n",
+                        r.peer, r.target_host, r.target_port, r.reply, r.auth_ok,
+                        r.upstream_local, r.bytes_to_target, r.bytes_to_client, r.error
+                    )
+                })
+                .collect(),
         }
     }
 

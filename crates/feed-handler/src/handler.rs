@@ -32,8 +32,8 @@ pub struct Backoff {
     /// A connection that stayed up this long was healthy: the next wait is `initial` again and
     /// the failure count restarts.
     pub reset_after: Duration,
-    /// Give up after this many failures in a row (failed opens, or connections that dropped
-    /// before `reset_after`); `None`: never give up.
+    /// Give up after this many failures in a row (failed opens, or connections that failed or
+    /// were closed by the server before `reset_after`); `None`: never give up.
     pub max_failures: Option<u32>,
 }
 
@@ -64,8 +64,10 @@ pub type TradeCallback = Arc<dyn Fn(&Trade) + Send + Sync>;
 /// Called with every connection error the handler recovers from (or gives up on).
 pub type ErrorCallback = Arc<dyn Fn(&ConnError) + Send + Sync>;
 
-/// How a [`FeedHandler`] connects.
-#[derive(Debug, Clone, Default)]
+/// How a [`FeedHandler`] connects. The default bounds each stream read with a 90 s idle
+/// timeout (every supported exchange sends a ping or a heartbeat well within that), so a stalled
+/// proxy or a vanished peer becomes a reconnect instead of silence.
+#[derive(Debug, Clone)]
 pub struct HandlerOptions {
     /// REST client options (TLS, timeouts).
     pub http: HttpOptions,
@@ -76,6 +78,23 @@ pub struct HandlerOptions {
     pub conn: ConnOptions,
     /// Reconnect policy.
     pub backoff: Backoff,
+}
+
+/// The default idle timeout of a stream read.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+impl Default for HandlerOptions {
+    fn default() -> Self {
+        Self {
+            http: HttpOptions::default(),
+            ws: WsOptions {
+                idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+                ..WsOptions::default()
+            },
+            conn: ConnOptions::default(),
+            backoff: Backoff::default(),
+        }
+    }
 }
 
 /// Why a handler could not start or a stream stopped.
@@ -104,15 +123,18 @@ pub enum HandlerError {
         source: ConnError,
     },
     /// A stream failed `failures` times in a row and the backoff policy gave up.
-    #[error("{feed}: gave up after {failures} failures in a row: {last}")]
+    #[error(
+        "{feed}: gave up after {failures} failures in a row{}",
+        last.as_ref().map_or_else(|| ": the server kept closing the stream".to_owned(), |e| format!(": {e}"))
+    )]
     GaveUp {
         /// The feed id.
         feed: String,
         /// Failures counted.
         failures: u32,
-        /// The last error.
+        /// The last error; `None` when the last connection was closed cleanly by the server.
         #[source]
-        last: ConnError,
+        last: Option<ConnError>,
     },
     /// A stream task panicked (a callback panicked).
     #[error("{feed}: stream task panicked")]
@@ -379,18 +401,17 @@ impl Stream {
                 }
                 Err(error) => Some(error),
             };
-            failures += 1;
+            failures = failures.saturating_add(1);
             if let Some(error) = &last_error {
                 self.shared.report(error);
             }
             if let Some(max) = backoff.max_failures
                 && failures >= max
-                && let Some(last) = last_error
             {
                 return Err(HandlerError::GaveUp {
                     feed: self.feed.id().to_owned(),
                     failures,
-                    last,
+                    last: last_error,
                 });
             }
             let wait = backoff.delay(failures);

@@ -21,8 +21,8 @@ pub use error::{FeedError, ParseError};
 pub use feed::{Feed, Market, Markets, RestRequest, WsEndpoint};
 pub use feed_conn;
 pub use handler::{
-    Backoff, ErrorCallback, FeedHandler, HANDLER_LOG_TARGET, HandlerError, HandlerOptions,
-    RunningHandler, TradeCallback,
+    Backoff, DEFAULT_IDLE_TIMEOUT, ErrorCallback, FeedHandler, HANDLER_LOG_TARGET, HandlerError,
+    HandlerOptions, RunningHandler, TradeCallback,
 };
 pub use json::parse_rfc3339;
 pub use trade::{Decimal, Event, Side, Timestamp, Trade};

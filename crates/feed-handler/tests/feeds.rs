@@ -576,3 +576,43 @@ async fn malformed_messages_are_logged_and_skipped_and_the_stream_goes_on() {
     assert!(skipped[1].contains("unknown event type"), "{}", skipped[1]);
     assert!(skipped.iter().all(|l| l.contains("binance.ws.")), "{logs}");
 }
+
+#[tokio::test]
+async fn a_server_that_keeps_closing_the_stream_is_given_up_on_too() {
+    let ca = TestCa::new();
+    let server = feed_sim::WssServer::start(
+        &ca,
+        feed_sim::WssOptions::new().messages(vec![feed_sim::ServerMessage::Close {
+            code: 1001,
+            reason: "going away".into(),
+        }]),
+    )
+    .await
+    .expect("wss");
+    let mut options = options(&ca, ConnOptions::default());
+    options.backoff.max_failures = Some(2);
+    let mut handler = FeedHandler::new(options);
+    handler.add_feed(Unreachable(server.url("/")));
+    let running = handler.start().await.expect("start");
+    let result = tokio::time::timeout(DEADLINE, running.wait())
+        .await
+        .expect("gives up in time");
+    match result {
+        Err(
+            error @ HandlerError::GaveUp {
+                last: None,
+                failures: 2,
+                ..
+            },
+        ) => {
+            assert!(
+                error
+                    .to_string()
+                    .ends_with("the server kept closing the stream"),
+                "{error}"
+            );
+        }
+        other => panic!("expected GaveUp without an error, got {other:?}"),
+    }
+    assert_eq!(server.connections().len(), 2);
+}
