@@ -6,7 +6,8 @@ use bytes::Bytes;
 
 use crate::error::{FeedError, ParseError};
 use crate::feed::{Feed, Market, Markets, RestRequest, WsEndpoint};
-use crate::json::{self, BaseUrlKind, Object};
+use crate::json::{self, Object};
+use crate::setup::FeedSetup;
 use crate::trade::{Event, Side, Trade};
 
 /// The exchange id, also the feed id.
@@ -28,10 +29,7 @@ pub const MAX_STREAMS_PER_URL: usize = 200;
 /// message is sent. Binance pings every 20 s; answering is the connection's job, not the feed's.
 #[derive(Debug, Clone)]
 pub struct BinanceFeed {
-    exchange: Arc<str>,
-    symbols: Vec<Arc<str>>,
-    rest_url: String,
-    ws_url: String,
+    setup: FeedSetup,
 }
 
 impl BinanceFeed {
@@ -39,73 +37,55 @@ impl BinanceFeed {
     /// dropped), against the public Binance endpoints.
     pub fn new(symbols: &[&str]) -> Self {
         Self {
-            exchange: Arc::from(EXCHANGE),
-            symbols: json::normalize_symbols(symbols),
-            rest_url: DEFAULT_REST_URL.to_owned(),
-            ws_url: DEFAULT_WS_URL.to_owned(),
+            setup: FeedSetup::new(
+                EXCHANGE,
+                symbols,
+                DEFAULT_REST_URL,
+                DEFAULT_WS_URL,
+                EXCHANGE_INFO_PATH,
+            ),
         }
     }
 
     /// Replaces the REST base URL (`https://host[:port]` or `http://`, no path); the feed
     /// appends `/api/v3/exchangeInfo`.
     pub fn with_rest_url(mut self, base: &str) -> Result<Self, FeedError> {
-        self.rest_url = json::base_url(EXCHANGE, BaseUrlKind::Rest, base)?;
+        self.setup.set_rest_url(base)?;
         Ok(self)
     }
 
     /// Replaces the WebSocket base URL (`wss://host[:port]`, no path); the feed appends
     /// `/stream?streams=...`.
     pub fn with_ws_url(mut self, base: &str) -> Result<Self, FeedError> {
-        self.ws_url = json::base_url(EXCHANGE, BaseUrlKind::WebSocket, base)?;
+        self.setup.set_ws_url(base)?;
         Ok(self)
     }
 
     /// The symbols asked for, normalized, in the order given.
     pub fn symbols(&self) -> &[Arc<str>] {
-        &self.symbols
-    }
-
-    fn metadata_url(&self) -> String {
-        format!("{}{EXCHANGE_INFO_PATH}", self.rest_url)
-    }
-
-    fn metadata_error(&self, error: ParseError) -> FeedError {
-        FeedError::Metadata {
-            exchange: EXCHANGE.to_owned(),
-            url: self.metadata_url(),
-            error,
-        }
-    }
-
-    fn no_symbols(&self) -> Result<(), FeedError> {
-        if self.symbols.is_empty() {
-            return Err(FeedError::NoSymbols {
-                exchange: EXCHANGE.to_owned(),
-            });
-        }
-        Ok(())
+        &self.setup.symbols
     }
 
     /// Reads the `symbols` rows of `exchangeInfo`, keeping the requested ones.
     fn markets(&self, body: &serde_json::Value) -> Result<Markets, FeedError> {
         let root = body.as_object().ok_or_else(|| {
-            self.metadata_error(ParseError::Malformed("not a JSON object".to_owned()))
+            self.setup
+                .metadata_error(ParseError::Malformed("not a JSON object".to_owned()))
         })?;
-        let rows = json::array(root, "symbols").map_err(|error| self.metadata_error(error))?;
+        let rows =
+            json::array(root, "symbols").map_err(|error| self.setup.metadata_error(error))?;
         let mut markets = Markets::new();
         for row in rows {
-            let row = json::element(row, "symbols").map_err(|error| self.metadata_error(error))?;
+            let row =
+                json::element(row, "symbols").map_err(|error| self.setup.metadata_error(error))?;
             if let Some(market) = self.market(row)? {
                 json::insert_market(&mut markets, market)
-                    .map_err(|error| self.metadata_error(error))?;
+                    .map_err(|error| self.setup.metadata_error(error))?;
             }
         }
-        for symbol in &self.symbols {
+        for symbol in &self.setup.symbols {
             if markets.by_symbol(symbol).is_none() {
-                return Err(FeedError::UnknownSymbol {
-                    exchange: EXCHANGE.to_owned(),
-                    symbol: symbol.to_string(),
-                });
+                return Err(self.setup.unknown_symbol(symbol));
             }
         }
         Ok(markets)
@@ -113,11 +93,16 @@ impl BinanceFeed {
 
     /// One `symbols` row: `None` if not requested, an error if requested but not trading.
     fn market(&self, row: &Object) -> Result<Option<Market>, FeedError> {
-        let metadata = |error| self.metadata_error(error);
+        let metadata = |error| self.setup.metadata_error(error);
         let base = json::str(row, "baseAsset").map_err(metadata)?;
         let quote = json::str(row, "quoteAsset").map_err(metadata)?;
         let normalized = format!("{base}-{quote}");
-        let Some(symbol) = self.symbols.iter().find(|symbol| ***symbol == *normalized) else {
+        let Some(symbol) = self
+            .setup
+            .symbols
+            .iter()
+            .find(|symbol| ***symbol == *normalized)
+        else {
             return Ok(None);
         };
         let exchange_symbol = json::str(row, "symbol").map_err(metadata)?;
@@ -150,7 +135,7 @@ impl BinanceFeed {
             Side::Buy
         };
         Ok(Trade {
-            exchange: Arc::clone(&self.exchange),
+            exchange: Arc::clone(&self.setup.exchange),
             symbol: Arc::clone(&market.symbol),
             side,
             amount: json::decimal(data, "q")?,
@@ -192,7 +177,7 @@ impl Feed for BinanceFeed {
     /// `GET {rest}/api/v3/exchangeInfo` (all symbols, weight 20).
     fn metadata_requests(&self) -> Vec<RestRequest> {
         vec![RestRequest {
-            url: self.metadata_url(),
+            url: self.setup.metadata_url(),
         }]
     }
 
@@ -200,24 +185,21 @@ impl Feed for BinanceFeed {
     /// symbol whose `status` is not `TRADING` fails with [`FeedError::NotTrading`]. Rows that
     /// were not requested are not checked beyond their assets.
     fn parse_metadata(&self, bodies: &[Bytes]) -> Result<Markets, FeedError> {
-        self.no_symbols()?;
+        self.setup.require_symbols()?;
         let body = json::single_body(EXCHANGE, bodies)?;
-        let body = json::parse_metadata_body(EXCHANGE, &self.metadata_url(), body)?;
+        let body = json::parse_metadata_body(EXCHANGE, &self.setup.metadata_url(), body)?;
         self.markets(&body)
     }
 
     /// One combined-stream URL per [`MAX_STREAMS_PER_URL`] symbols, streams in the order the
     /// symbols were given, no subscribe message.
     fn ws_endpoints(&self, markets: &Markets) -> Result<Vec<WsEndpoint>, FeedError> {
-        self.no_symbols()?;
-        let mut streams = Vec::with_capacity(self.symbols.len());
-        for symbol in &self.symbols {
+        self.setup.require_symbols()?;
+        let mut streams = Vec::with_capacity(self.setup.symbols.len());
+        for symbol in &self.setup.symbols {
             let market = markets
                 .by_symbol(symbol)
-                .ok_or_else(|| FeedError::UnknownSymbol {
-                    exchange: EXCHANGE.to_owned(),
-                    symbol: symbol.to_string(),
-                })?;
+                .ok_or_else(|| self.setup.unknown_symbol(symbol))?;
             streams.push(format!(
                 "{}@aggTrade",
                 market.exchange_symbol.to_ascii_lowercase()
@@ -226,7 +208,7 @@ impl Feed for BinanceFeed {
         Ok(streams
             .chunks(MAX_STREAMS_PER_URL)
             .map(|chunk| WsEndpoint {
-                url: format!("{}/stream?streams={}", self.ws_url, chunk.join("/")),
+                url: format!("{}/stream?streams={}", self.setup.ws_url, chunk.join("/")),
                 subscribe: Vec::new(),
             })
             .collect())

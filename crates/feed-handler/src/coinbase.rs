@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use crate::error::{FeedError, ParseError};
 use crate::feed::{Feed, Market, Markets, RestRequest, WsEndpoint};
-use crate::json::{self, BaseUrlKind, Object};
+use crate::json::{self, Object};
+use crate::setup::FeedSetup;
 use crate::trade::{Event, Side, Trade};
 
 /// The exchange id, also the feed id.
@@ -34,10 +35,7 @@ const PRODUCTS_PATH: &str = "/api/v3/brokerage/market/products";
 /// `snapshot` events (recent trades sent right after subscribing) are ignored, as in cryptofeed.
 #[derive(Debug, Clone)]
 pub struct CoinbaseFeed {
-    exchange: Arc<str>,
-    symbols: Vec<Arc<str>>,
-    rest_url: String,
-    ws_url: String,
+    setup: FeedSetup,
 }
 
 impl CoinbaseFeed {
@@ -45,73 +43,54 @@ impl CoinbaseFeed {
     /// dropped), against the public Coinbase endpoints.
     pub fn new(symbols: &[&str]) -> Self {
         Self {
-            exchange: Arc::from(EXCHANGE),
-            symbols: json::normalize_symbols(symbols),
-            rest_url: DEFAULT_REST_URL.to_owned(),
-            ws_url: DEFAULT_WS_URL.to_owned(),
+            setup: FeedSetup::new(
+                EXCHANGE,
+                symbols,
+                DEFAULT_REST_URL,
+                DEFAULT_WS_URL,
+                PRODUCTS_PATH,
+            ),
         }
     }
 
     /// Replaces the REST base URL (`https://host[:port]` or `http://`, no path); the feed
     /// appends `/api/v3/brokerage/market/products`.
     pub fn with_rest_url(mut self, base: &str) -> Result<Self, FeedError> {
-        self.rest_url = json::base_url(EXCHANGE, BaseUrlKind::Rest, base)?;
+        self.setup.set_rest_url(base)?;
         Ok(self)
     }
 
     /// Replaces the WebSocket base URL (`wss://host[:port]`, no path); the feed connects to it
     /// as is (the connection requests `/`).
     pub fn with_ws_url(mut self, base: &str) -> Result<Self, FeedError> {
-        self.ws_url = json::base_url(EXCHANGE, BaseUrlKind::WebSocket, base)?;
+        self.setup.set_ws_url(base)?;
         Ok(self)
     }
 
     /// The symbols asked for, normalized, in the order given.
     pub fn symbols(&self) -> &[Arc<str>] {
-        &self.symbols
-    }
-
-    fn metadata_url(&self) -> String {
-        format!("{}{PRODUCTS_PATH}", self.rest_url)
-    }
-
-    fn metadata_error(&self, error: ParseError) -> FeedError {
-        FeedError::Metadata {
-            exchange: EXCHANGE.to_owned(),
-            url: self.metadata_url(),
-            error,
-        }
-    }
-
-    fn no_symbols(&self) -> Result<(), FeedError> {
-        if self.symbols.is_empty() {
-            return Err(FeedError::NoSymbols {
-                exchange: EXCHANGE.to_owned(),
-            });
-        }
-        Ok(())
+        &self.setup.symbols
     }
 
     fn markets(&self, body: &Value) -> Result<Markets, FeedError> {
         let root = body.as_object().ok_or_else(|| {
-            self.metadata_error(ParseError::Malformed("not a JSON object".to_owned()))
+            self.setup
+                .metadata_error(ParseError::Malformed("not a JSON object".to_owned()))
         })?;
-        let products = json::array(root, "products").map_err(|error| self.metadata_error(error))?;
+        let products =
+            json::array(root, "products").map_err(|error| self.setup.metadata_error(error))?;
         let mut markets = Markets::new();
         for product in products {
-            let product =
-                json::element(product, "products").map_err(|error| self.metadata_error(error))?;
+            let product = json::element(product, "products")
+                .map_err(|error| self.setup.metadata_error(error))?;
             if let Some(market) = self.market(product)? {
                 json::insert_market(&mut markets, market)
-                    .map_err(|error| self.metadata_error(error))?;
+                    .map_err(|error| self.setup.metadata_error(error))?;
             }
         }
-        for symbol in &self.symbols {
+        for symbol in &self.setup.symbols {
             if markets.by_symbol(symbol).is_none() {
-                return Err(FeedError::UnknownSymbol {
-                    exchange: EXCHANGE.to_owned(),
-                    symbol: symbol.to_string(),
-                });
+                return Err(self.setup.unknown_symbol(symbol));
             }
         }
         Ok(markets)
@@ -119,7 +98,7 @@ impl CoinbaseFeed {
 
     /// One product: `None` if not requested, an error if requested but not online and enabled.
     fn market(&self, product: &Object) -> Result<Option<Market>, FeedError> {
-        let metadata = |error| self.metadata_error(error);
+        let metadata = |error| self.setup.metadata_error(error);
         // Futures and perpetuals share base and quote currencies with spot products
         // (`BTC-PERP-INTX` is BTC/USDC), so only spot products may match a normalized symbol.
         match product.get("product_type") {
@@ -130,7 +109,12 @@ impl CoinbaseFeed {
         let base = json::str(product, "base_currency_id").map_err(metadata)?;
         let quote = json::str(product, "quote_currency_id").map_err(metadata)?;
         let normalized = format!("{base}-{quote}");
-        let Some(symbol) = self.symbols.iter().find(|symbol| ***symbol == *normalized) else {
+        let Some(symbol) = self
+            .setup
+            .symbols
+            .iter()
+            .find(|symbol| ***symbol == *normalized)
+        else {
             return Ok(None);
         };
         let product_id = json::str(product, "product_id").map_err(metadata)?;
@@ -201,7 +185,7 @@ impl CoinbaseFeed {
             }
         };
         Ok(Trade {
-            exchange: Arc::clone(&self.exchange),
+            exchange: Arc::clone(&self.setup.exchange),
             symbol: Arc::clone(&market.symbol),
             side,
             amount: json::decimal(trade, "size")?,
@@ -250,7 +234,7 @@ impl Feed for CoinbaseFeed {
     /// `GET {rest}/api/v3/brokerage/market/products` (public; see [`CoinbaseFeed`]).
     fn metadata_requests(&self) -> Vec<RestRequest> {
         vec![RestRequest {
-            url: self.metadata_url(),
+            url: self.setup.metadata_url(),
         }]
     }
 
@@ -262,24 +246,21 @@ impl Feed for CoinbaseFeed {
     /// (`alias_to`) are not listed as products, so asking for them fails with
     /// [`FeedError::UnknownSymbol`].
     fn parse_metadata(&self, bodies: &[Bytes]) -> Result<Markets, FeedError> {
-        self.no_symbols()?;
+        self.setup.require_symbols()?;
         let body = json::single_body(EXCHANGE, bodies)?;
-        let body = json::parse_metadata_body(EXCHANGE, &self.metadata_url(), body)?;
+        let body = json::parse_metadata_body(EXCHANGE, &self.setup.metadata_url(), body)?;
         self.markets(&body)
     }
 
     /// One connection to the WebSocket base URL with one subscribe message per channel
     /// (`market_trades`, then `heartbeats`), as Coinbase requires within 5 s of connecting.
     fn ws_endpoints(&self, markets: &Markets) -> Result<Vec<WsEndpoint>, FeedError> {
-        self.no_symbols()?;
-        let mut product_ids = Vec::with_capacity(self.symbols.len());
-        for symbol in &self.symbols {
+        self.setup.require_symbols()?;
+        let mut product_ids = Vec::with_capacity(self.setup.symbols.len());
+        for symbol in &self.setup.symbols {
             let market = markets
                 .by_symbol(symbol)
-                .ok_or_else(|| FeedError::UnknownSymbol {
-                    exchange: EXCHANGE.to_owned(),
-                    symbol: symbol.to_string(),
-                })?;
+                .ok_or_else(|| self.setup.unknown_symbol(symbol))?;
             product_ids.push(&*market.exchange_symbol);
         }
         let subscribe = ["market_trades", "heartbeats"]
@@ -290,7 +271,7 @@ impl Feed for CoinbaseFeed {
             })
             .collect();
         Ok(vec![WsEndpoint {
-            url: self.ws_url.clone(),
+            url: self.setup.ws_url.clone(),
             subscribe,
         }])
     }

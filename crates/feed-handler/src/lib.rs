@@ -12,6 +12,7 @@ mod error;
 mod feed;
 mod handler;
 mod json;
+mod setup;
 mod trade;
 
 pub use binance::BinanceFeed;

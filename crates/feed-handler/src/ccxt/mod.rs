@@ -16,7 +16,8 @@ use serde_json::{Map, Value};
 
 use crate::error::{FeedError, ParseError};
 use crate::feed::{Feed, Market, Markets, RestRequest, WsEndpoint};
-use crate::json::{self, BaseUrlKind};
+use crate::json;
+use crate::setup::FeedSetup;
 use crate::trade::{Event, Side, Timestamp, Trade};
 
 pub use backpack::{Backpack, BackpackFeed, backpack};
@@ -95,10 +96,7 @@ pub trait ExchangeDescriptor: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct CcxtFeed<D> {
     descriptor: D,
-    exchange: Arc<str>,
-    symbols: Vec<Arc<str>>,
-    rest_url: String,
-    ws_url: String,
+    setup: FeedSetup,
 }
 
 impl<D: ExchangeDescriptor> CcxtFeed<D> {
@@ -106,10 +104,13 @@ impl<D: ExchangeDescriptor> CcxtFeed<D> {
     /// are dropped), against the descriptor's default endpoints.
     pub fn new(descriptor: D, symbols: &[&str]) -> Self {
         Self {
-            exchange: Arc::from(descriptor.id()),
-            symbols: json::normalize_symbols(symbols),
-            rest_url: descriptor.default_rest_url().to_owned(),
-            ws_url: descriptor.default_ws_url().to_owned(),
+            setup: FeedSetup::new(
+                descriptor.id(),
+                symbols,
+                descriptor.default_rest_url(),
+                descriptor.default_ws_url(),
+                descriptor.markets_path(),
+            ),
             descriptor,
         }
     }
@@ -117,14 +118,14 @@ impl<D: ExchangeDescriptor> CcxtFeed<D> {
     /// Replaces the REST base URL (`https://host[:port]` or `http://`, no path); the feed
     /// appends the descriptor's markets path.
     pub fn with_rest_url(mut self, base: &str) -> Result<Self, FeedError> {
-        self.rest_url = json::base_url(self.descriptor.id(), BaseUrlKind::Rest, base)?;
+        self.setup.set_rest_url(base)?;
         Ok(self)
     }
 
     /// Replaces the WebSocket base URL (`wss://host[:port]`, no path); the feed connects to it
     /// as is (the connection requests `/`).
     pub fn with_ws_url(mut self, base: &str) -> Result<Self, FeedError> {
-        self.ws_url = json::base_url(self.descriptor.id(), BaseUrlKind::WebSocket, base)?;
+        self.setup.set_ws_url(base)?;
         Ok(self)
     }
 
@@ -135,27 +136,7 @@ impl<D: ExchangeDescriptor> CcxtFeed<D> {
 
     /// The symbols asked for, normalized, in the order given.
     pub fn symbols(&self) -> &[Arc<str>] {
-        &self.symbols
-    }
-
-    fn metadata_url(&self) -> String {
-        format!("{}{}", self.rest_url, self.descriptor.markets_path())
-    }
-
-    fn no_symbols(&self) -> Result<(), FeedError> {
-        if self.symbols.is_empty() {
-            return Err(FeedError::NoSymbols {
-                exchange: self.exchange.to_string(),
-            });
-        }
-        Ok(())
-    }
-
-    fn unknown_symbol(&self, symbol: &str) -> FeedError {
-        FeedError::UnknownSymbol {
-            exchange: self.exchange.to_string(),
-            symbol: symbol.to_owned(),
-        }
+        &self.setup.symbols
     }
 
     fn parse_message(
@@ -171,7 +152,7 @@ impl<D: ExchangeDescriptor> CcxtFeed<D> {
             .by_exchange_symbol(trade.market_id)
             .ok_or_else(|| ParseError::UnknownSymbol(ParseError::excerpt(trade.market_id)))?;
         Ok(Some(Trade {
-            exchange: Arc::clone(&self.exchange),
+            exchange: Arc::clone(&self.setup.exchange),
             symbol: Arc::clone(&market.symbol),
             side: trade.side,
             amount: trade.amount,
@@ -199,7 +180,7 @@ impl<D: ExchangeDescriptor> Feed for CcxtFeed<D> {
     /// `GET {rest}{markets_path}`.
     fn metadata_requests(&self) -> Vec<RestRequest> {
         vec![RestRequest {
-            url: self.metadata_url(),
+            url: self.setup.metadata_url(),
         }]
     }
 
@@ -207,21 +188,21 @@ impl<D: ExchangeDescriptor> Feed for CcxtFeed<D> {
     /// requested market that is not active fails with [`FeedError::NotTrading`], one that is
     /// not a listed spot market with [`FeedError::UnknownSymbol`].
     fn parse_metadata(&self, bodies: &[Bytes]) -> Result<Markets, FeedError> {
-        self.no_symbols()?;
+        self.setup.require_symbols()?;
         let exchange = self.descriptor.id();
-        let url = self.metadata_url();
         let body = json::single_body(exchange, bodies)?;
-        let body = json::parse_metadata_body(exchange, &url, body)?;
-        let metadata = |error| FeedError::Metadata {
-            exchange: exchange.to_owned(),
-            url: url.clone(),
-            error,
-        };
+        let body = json::parse_metadata_body(exchange, &self.setup.metadata_url(), body)?;
+        let metadata = |error| self.setup.metadata_error(error);
         let unified = self.descriptor.parse_markets(&body).map_err(metadata)?;
         let mut markets = Markets::new();
         for market in unified.into_iter().filter(|market| market.spot) {
             let normalized = normalize_unified(&market.symbol);
-            let Some(symbol) = self.symbols.iter().find(|symbol| ***symbol == *normalized) else {
+            let Some(symbol) = self
+                .setup
+                .symbols
+                .iter()
+                .find(|symbol| ***symbol == *normalized)
+            else {
                 continue;
             };
             if !market.active {
@@ -241,11 +222,12 @@ impl<D: ExchangeDescriptor> Feed for CcxtFeed<D> {
             json::insert_market(&mut markets, market).map_err(metadata)?;
         }
         match self
+            .setup
             .symbols
             .iter()
             .find(|symbol| markets.by_symbol(symbol).is_none())
         {
-            Some(missing) => Err(self.unknown_symbol(missing)),
+            Some(missing) => Err(self.setup.unknown_symbol(missing)),
             None => Ok(markets),
         }
     }
@@ -253,16 +235,16 @@ impl<D: ExchangeDescriptor> Feed for CcxtFeed<D> {
     /// One connection to the WebSocket base URL, with the descriptor's subscribe messages for
     /// the requested markets in the order the symbols were given.
     fn ws_endpoints(&self, markets: &Markets) -> Result<Vec<WsEndpoint>, FeedError> {
-        self.no_symbols()?;
-        let mut market_ids = Vec::with_capacity(self.symbols.len());
-        for symbol in &self.symbols {
+        self.setup.require_symbols()?;
+        let mut market_ids = Vec::with_capacity(self.setup.symbols.len());
+        for symbol in &self.setup.symbols {
             let market = markets
                 .by_symbol(symbol)
-                .ok_or_else(|| self.unknown_symbol(symbol))?;
+                .ok_or_else(|| self.setup.unknown_symbol(symbol))?;
             market_ids.push(&*market.exchange_symbol);
         }
         Ok(vec![WsEndpoint {
-            url: self.ws_url.clone(),
+            url: self.setup.ws_url.clone(),
             subscribe: self.descriptor.subscribe_messages(&market_ids),
         }])
     }
