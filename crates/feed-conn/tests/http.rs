@@ -27,6 +27,19 @@ fn http_options(ca: &TestCa) -> HttpOptions {
     }
 }
 
+/// A connection for `feed` to `exchange` trusting `ca`, with these connection options.
+fn http_conn(feed: &str, exchange: &str, ca: &TestCa, conn: ConnOptions) -> HttpConn {
+    HttpConn::new(
+        feed,
+        exchange,
+        HttpConnOptions {
+            http: http_options(ca),
+            conn,
+            ..HttpConnOptions::default()
+        },
+    )
+}
+
 /// A resolver sending `exchange`'s REST traffic through `proxy_url`.
 fn resolver_via(exchange: &str, proxy_url: &str) -> Arc<Resolver> {
     let settings = ProxySettings::default().with_exchange(
@@ -90,14 +103,11 @@ async fn requests_share_one_client_through_the_proxy_and_are_counted() {
         .await
         .expect("proxy");
     let (seen, conn) = recorder();
-    let conn = HttpConn::new(
+    let conn = http_conn(
         "restfeed",
         "Binance",
-        HttpConnOptions {
-            http: http_options(&ca),
-            conn: conn.with_resolver(resolver_via("binance", &proxy.url_with_credentials())),
-            ..HttpConnOptions::default()
-        },
+        &ca,
+        conn.with_resolver(resolver_via("binance", &proxy.url_with_credentials())),
     );
     let base = format!("https://localhost:{}", server.port());
 
@@ -189,14 +199,7 @@ async fn close_drops_the_client_and_the_next_request_reopens() {
     let server = HttpsServer::start(&ca, Routes::new().route("/a", Response::json("{}")))
         .await
         .expect("server");
-    let conn = HttpConn::new(
-        "reopenfeed",
-        "binance",
-        HttpConnOptions {
-            http: http_options(&ca),
-            ..HttpConnOptions::default()
-        },
-    );
+    let conn = http_conn("reopenfeed", "binance", &ca, ConnOptions::default());
     let url = format!("https://localhost:{}/a", server.port());
     conn.read(&url).await.expect("first");
     conn.close().await;
@@ -258,14 +261,7 @@ async fn unsuccessful_status_is_a_typed_error_without_the_query() {
     let server = HttpsServer::start(&ca, Routes::new())
         .await
         .expect("server");
-    let conn = HttpConn::new(
-        "statusfeed",
-        "binance",
-        HttpConnOptions {
-            http: http_options(&ca),
-            ..HttpConnOptions::default()
-        },
-    );
+    let conn = http_conn("statusfeed", "binance", &ca, ConnOptions::default());
     let url = format!("https://localhost:{}/missing?apiKey=k", server.port());
     match conn.read(&url).await {
         Err(ConnError::Status {
@@ -293,14 +289,11 @@ async fn a_failing_proxy_is_an_error_never_a_direct_request() {
         ConnectProxy::start(ProxyOptions::new().fault(feed_sim::connect_proxy::Fault::Status(502)))
             .await
             .expect("proxy");
-    let conn = HttpConn::new(
+    let conn = http_conn(
         "failfeed",
         "binance",
-        HttpConnOptions {
-            http: http_options(&ca),
-            conn: ConnOptions::default().with_resolver(resolver_via("binance", &proxy.url())),
-            ..HttpConnOptions::default()
-        },
+        &ca,
+        ConnOptions::default().with_resolver(resolver_via("binance", &proxy.url())),
     );
     let error = conn
         .read(&format!("https://localhost:{}/a", server.port()))
@@ -326,32 +319,26 @@ async fn legacy_proxy_applies_when_the_resolver_names_none() {
     let url = format!("https://localhost:{}/a", server.port());
 
     // The resolver configures another exchange only: this one falls to the legacy proxy.
-    let conn = HttpConn::new(
+    let conn = http_conn(
         "legacyfeed",
         "coinbase",
-        HttpConnOptions {
-            http: http_options(&ca),
-            conn: ConnOptions::default()
-                .with_resolver(resolver_via("binance", &configured.url()))
-                .with_legacy_proxy(ProxyConfig::parse(&legacy.url()).expect("url")),
-            ..HttpConnOptions::default()
-        },
+        &ca,
+        ConnOptions::default()
+            .with_resolver(resolver_via("binance", &configured.url()))
+            .with_legacy_proxy(ProxyConfig::parse(&legacy.url()).expect("url")),
     );
     conn.read(&url).await.expect("via legacy");
     assert_eq!(legacy.connections().len(), 1);
     assert_eq!(configured.connections().len(), 0);
 
     // A configured route wins over the legacy proxy.
-    let conn = HttpConn::new(
+    let conn = http_conn(
         "legacyfeed",
         "binance",
-        HttpConnOptions {
-            http: http_options(&ca),
-            conn: ConnOptions::default()
-                .with_resolver(resolver_via("binance", &configured.url()))
-                .with_legacy_proxy(ProxyConfig::parse(&legacy.url()).expect("url")),
-            ..HttpConnOptions::default()
-        },
+        &ca,
+        ConnOptions::default()
+            .with_resolver(resolver_via("binance", &configured.url()))
+            .with_legacy_proxy(ProxyConfig::parse(&legacy.url()).expect("url")),
     );
     conn.read(&url).await.expect("via configured");
     assert_eq!(legacy.connections().len(), 1);
@@ -372,14 +359,11 @@ async fn poll_reads_every_address_in_turn_over_one_connection() {
     let proxy = ConnectProxy::start(ProxyOptions::new())
         .await
         .expect("proxy");
-    let conn = HttpConn::new(
+    let conn = http_conn(
         "pollfeed",
         "binance",
-        HttpConnOptions {
-            http: http_options(&ca),
-            conn: ConnOptions::default().with_resolver(resolver_via("binance", &proxy.url())),
-            ..HttpConnOptions::default()
-        },
+        &ca,
+        ConnOptions::default().with_resolver(resolver_via("binance", &proxy.url())),
     );
     let base = format!("https://localhost:{}", server.port());
     let poll = HttpPoll::new(
@@ -436,14 +420,7 @@ async fn a_429_then_200_returns_the_200_body_after_one_retry() {
     )
     .await
     .expect("server");
-    let conn = HttpConn::new(
-        "retryok",
-        "binance",
-        HttpConnOptions {
-            http: http_options(&ca),
-            ..HttpConnOptions::default()
-        },
-    );
+    let conn = http_conn("retryok", "binance", &ca, ConnOptions::default());
     let body = conn
         .read(&format!("https://localhost:{}/info", server.port()))
         .await

@@ -36,6 +36,21 @@ fn resolver_via(exchange: &str, proxy_url: &str) -> Arc<Resolver> {
     Arc::new(Resolver::new(settings))
 }
 
+/// A connection for `feed` to `exchange` at `url` trusting `ca`, with these connection options.
+fn ws_conn(feed: &str, exchange: &str, url: &str, ca: &TestCa, conn: ConnOptions) -> WsConn {
+    WsConn::new(
+        feed,
+        exchange,
+        url,
+        WsConnOptions {
+            ws: ws_options(ca),
+            conn,
+            ..WsConnOptions::default()
+        },
+    )
+    .expect("conn")
+}
+
 fn numbered(n: usize) -> String {
     format!(r#"{{"seq":{n}}}"#)
 }
@@ -317,17 +332,13 @@ async fn server_close_ends_the_stream_and_open_reconnects_under_the_same_id() {
     let proxy = ConnectProxy::start(ProxyOptions::new())
         .await
         .expect("proxy");
-    let mut conn = WsConn::new(
+    let mut conn = ws_conn(
         "closefeed",
         "binance",
         &server.url("/"),
-        WsConnOptions {
-            ws: ws_options(&ca),
-            conn: ConnOptions::default().with_resolver(resolver_via("binance", &proxy.url())),
-            ..WsConnOptions::default()
-        },
-    )
-    .expect("conn");
+        &ca,
+        ConnOptions::default().with_resolver(resolver_via("binance", &proxy.url())),
+    );
     for round in 1..=2u64 {
         conn.open().await.expect("open");
         let got: Vec<_> = tokio::time::timeout(DEADLINE, conn.read().collect::<Vec<_>>())
@@ -358,17 +369,13 @@ async fn a_failing_proxy_is_an_error_never_a_direct_connection() {
     )
     .await
     .expect("proxy");
-    let mut conn = WsConn::new(
+    let mut conn = ws_conn(
         "wsfail",
         "binance",
         &server.url("/"),
-        WsConnOptions {
-            ws: ws_options(&ca),
-            conn: ConnOptions::default().with_resolver(resolver_via("binance", &proxy.url())),
-            ..WsConnOptions::default()
-        },
-    )
-    .expect("conn");
+        &ca,
+        ConnOptions::default().with_resolver(resolver_via("binance", &proxy.url())),
+    );
     let error = tokio::time::timeout(DEADLINE, conn.open())
         .await
         .expect("in time")
