@@ -2,14 +2,13 @@
 
 use std::path::Path;
 
-use proxy_config::{ExchangeId, LoadedSettings, Loader, Origin};
-use proxy_resolve::{Resolver, Route, RouteReason, Transport};
+use proxy_config::{ExchangeId, LoadedSettings};
+use proxy_resolve::{Resolver, Route, Transport};
 use serde::Serialize;
 
 use crate::Failure;
-
-/// Exit code for invalid settings.
-const INVALID_SETTINGS: u8 = 2;
+use crate::output::{self, out};
+use crate::settings::{self, describe};
 
 /// One exchange x transport line of the report.
 #[derive(Debug, Serialize)]
@@ -36,31 +35,19 @@ struct Report {
 }
 
 pub(crate) fn run(config: Option<&Path>, extra: &[String], json: bool) -> Result<(), Failure> {
-    let mut loader = Loader::new();
-    if let Some(path) = config {
-        loader = loader.file(path);
-    }
-    let loaded = loader.process_env().load_explained().map_err(|e| Failure {
-        code: INVALID_SETTINGS,
-        message: e.to_string(),
-    })?;
+    let loaded = settings::load(config)?;
     let mut ids: Vec<ExchangeId> = loaded.settings.exchanges.keys().cloned().collect();
     for raw in extra {
-        let id = ExchangeId::new(raw).map_err(|e| Failure {
-            code: INVALID_SETTINGS,
-            message: format!("--exchange: {e}"),
-        })?;
+        let id = ExchangeId::new(raw).map_err(|e| Failure::invalid(format!("--exchange: {e}")))?;
         if !ids.contains(&id) {
             ids.push(id);
         }
     }
     let report = report(&loaded, &ids);
     if json {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| Failure {
-            code: 1,
-            message: format!("cannot encode JSON: {e}"),
-        })?;
-        println!("{text}");
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Failure::failed(format!("cannot encode JSON: {e}")))?;
+        out!("{text}");
     } else {
         print_table(&report);
     }
@@ -75,11 +62,7 @@ fn report(loaded: &LoadedSettings, ids: &[ExchangeId]) -> Report {
     for name in names {
         for transport in Transport::ALL {
             let resolution = resolver.resolve(name, transport);
-            let key = match resolution.reason {
-                RouteReason::ExchangeOverride => Some(format!("exchanges.{name}.{transport}")),
-                RouteReason::Default => Some(format!("default.{transport}")),
-                _ => None,
-            };
+            let key = settings::key(&resolution, name, transport);
             let source = |field: &str| {
                 key.as_ref()
                     .map(|k| describe(loaded.origin(&format!("{k}.{field}"))))
@@ -115,20 +98,13 @@ fn report(loaded: &LoadedSettings, ids: &[ExchangeId]) -> Report {
     }
 }
 
-fn describe(origin: &Origin) -> String {
-    match origin {
-        Origin::Env(name) => format!("env {name}"),
-        other => other.to_string(),
-    }
-}
-
 fn print_table(report: &Report) {
     let state = if report.enabled {
         "enabled"
     } else {
         "disabled"
     };
-    println!("proxy system: {state} (from {})", report.enabled_source);
+    out!("proxy system: {state} (from {})", report.enabled_source);
     let header = [
         "EXCHANGE",
         "TRANSPORT",
@@ -159,23 +135,6 @@ fn print_table(report: &Report) {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
-    }
-    println!("(* = any exchange without settings of its own)");
+    output::table(header, &rows);
+    out!("(* = any exchange without settings of its own)");
 }

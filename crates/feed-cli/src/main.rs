@@ -1,6 +1,17 @@
-//! `feedproxy`: the operator's tool. `check` explains the route of every exchange and transport.
+//! `feedproxy`: the operator's tool. `demo` runs three fake exchanges through two in-process
+//! proxies, `check` explains the route of every exchange and transport, `probe` connects along a
+//! route stage by stage, `stream` prints one feed's trades.
+//!
+//! Exit codes: 0 success; 1 the operation failed (a connection, a stage, a stream); 2 invalid
+//! settings or arguments. Errors are one line on stderr starting `error: `, never with a
+//! credential.
 
 mod check;
+mod demo;
+mod output;
+mod probe;
+mod settings;
+mod stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +22,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "feedproxy", version, about, propagate_version = true)]
 struct Cli {
-    /// More log output (-v: debug, -vv: trace); RUST_LOG overrides.
+    /// More log output on stderr (-v: debug, -vv: trace); RUST_LOG overrides. No level shows a
+    /// credential.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
@@ -20,6 +32,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run offline: fake Binance, Coinbase and Backpack exchanges (TLS) and two in-process
+    /// proxies on 127.0.0.1 (HTTP CONNECT with Basic auth, SOCKS5); Binance goes through the
+    /// CONNECT proxy, Coinbase through SOCKS5, Backpack direct. Prints trades as they arrive,
+    /// then a summary of routes, proxy connections and messages.
+    Demo(demo::Args),
     /// Load the proxy settings as a feed would (defaults < FILE < environment) and print the
     /// route of each exchange and transport, and where each value came from.
     ///
@@ -35,16 +52,58 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Connect to URL along the route configured for EXCHANGE and its transport (https:// and
+    /// http:// -> http, wss:// and ws:// -> websocket), printing each stage with its duration:
+    /// tcp, proxy-tls, proxy-handshake, tls, http or upgrade, first-message.
+    ///
+    /// Exits 1 naming the stage that failed and its error.
+    Probe(probe::Args),
+    /// Run one exchange's feed through its configured route and print its normalized trades,
+    /// one a line.
+    Stream(stream::Args),
 }
 
 /// How a command failed: the exit code and the one line for stderr.
+#[derive(Debug)]
 pub(crate) struct Failure {
     pub(crate) code: u8,
     pub(crate) message: String,
 }
 
+/// The operation failed (a connection, a stage, a stream).
+pub(crate) const FAILED: u8 = 1;
+/// Invalid settings or arguments.
+pub(crate) const INVALID: u8 = 2;
+
+impl Failure {
+    pub(crate) fn failed(message: impl Into<String>) -> Self {
+        Self {
+            code: FAILED,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            code: INVALID,
+            message: message.into(),
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // One line, no backtrace: a panic is a bug, and its report must stay as short as an error.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal error (a bug in feedproxy){location}; please report it");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Check {
@@ -52,14 +111,56 @@ fn main() -> ExitCode {
             exchanges,
             json,
         } => check::run(config.as_deref(), &exchanges, json),
+        Command::Demo(args) => with_runtime(demo::run(args)),
+        Command::Probe(args) => with_runtime(probe::run(args)),
+        Command::Stream(args) => with_runtime(stream::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            eprintln!("error: {}", one_line(&failure.message));
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// `--help` and `--version` print as clap renders them; a usage error becomes one line.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // Help goes to stdout (exit 0), or to stderr for a missing subcommand (exit 2).
+            let _ = error.print();
+            ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(INVALID))
+        }
+        _ => {
+            let rendered = error.render().to_string();
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("error: {first} (see feedproxy --help)");
+            ExitCode::from(INVALID)
+        }
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn with_runtime(command: impl Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::failed(format!("cannot start the async runtime: {e}")))?;
+    let result = runtime.block_on(command);
+    // Tasks still running (a proxy's relay, a stream being closed) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 fn init_logging(verbose: u8) {

@@ -281,6 +281,19 @@ impl RunningHandler {
         self.tasks.len()
     }
 
+    /// Waits until one more stream stops and returns how it ended (`Ok` when it was stopped, the
+    /// error its backoff policy gave up on otherwise); `None` when no stream is running. Cancel
+    /// safe: use it in `select!` beside other work, then [`RunningHandler::stop`] the rest.
+    pub async fn next_stopped(&mut self) -> Option<Result<(), HandlerError>> {
+        let joined = self.tasks.join_next().await?;
+        Some(match joined {
+            Ok((_, result)) => result,
+            Err(_) => Err(HandlerError::Panicked {
+                feed: "stream".into(),
+            }),
+        })
+    }
+
     /// Closes every stream (close frame, then the socket) and waits for them.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
@@ -291,13 +304,7 @@ impl RunningHandler {
     /// (streams stop only when their backoff policy gives up).
     pub async fn wait(mut self) -> Result<(), HandlerError> {
         let mut first = None;
-        while let Some(joined) = self.tasks.join_next().await {
-            let result = match joined {
-                Ok((_, result)) => result,
-                Err(_) => Err(HandlerError::Panicked {
-                    feed: "stream".into(),
-                }),
-            };
+        while let Some(result) = self.next_stopped().await {
             if let Err(error) = result {
                 first.get_or_insert(error);
             }

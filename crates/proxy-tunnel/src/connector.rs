@@ -5,7 +5,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use http::{HeaderValue, Uri};
@@ -26,6 +26,20 @@ use crate::tls::TlsOptions;
 
 /// Default bound on a direct TCP connect.
 pub const DEFAULT_DIRECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long each stage of [`TunnelConnector::connect_timed`] took; `None` for a stage that was
+/// not reached, did not finish, or does not exist on this route (no proxy stages when direct, no
+/// `proxy_tls` for an `http://` proxy).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectTimings {
+    /// TCP to the proxy, or to the target when direct.
+    pub tcp: Option<Duration>,
+    /// TLS to an `https://` proxy.
+    pub proxy_tls: Option<Duration>,
+    /// The proxy protocol (CONNECT or SOCKS, including a socks4/socks5 local name lookup).
+    pub proxy_handshake: Option<Duration>,
+}
 
 /// Opens connections along one route. Cheap to clone; building one does no I/O.
 ///
@@ -98,12 +112,29 @@ impl TunnelConnector {
     /// brackets). The whole handshake is bounded: by the proxy's `timeout_seconds` (TCP to the
     /// proxy, TLS to an https:// proxy, the proxy protocol) or, direct, by the direct timeout.
     pub async fn connect(&self, host: &str, port: u16) -> Result<TunnelStream, TunnelError> {
+        self.connect_timed(host, port, &mut ConnectTimings::default())
+            .await
+    }
+
+    /// [`TunnelConnector::connect`], recording into `timings` how long each stage took (also
+    /// when a later stage fails: the stages before it are filled in, the failed one is `None`).
+    pub async fn connect_timed(
+        &self,
+        host: &str,
+        port: u16,
+        timings: &mut ConnectTimings,
+    ) -> Result<TunnelStream, TunnelError> {
+        *timings = ConnectTimings::default();
         let inner = &self.inner;
         match &inner.route {
             Route::Direct => {
+                let started = Instant::now();
                 match tokio::time::timeout(inner.direct_timeout, connect_tcp_str(host, port)).await
                 {
-                    Ok(Ok(tcp)) => Ok(TunnelStream::Tcp(tcp)),
+                    Ok(Ok(tcp)) => {
+                        timings.tcp = Some(started.elapsed());
+                        Ok(TunnelStream::Tcp(tcp))
+                    }
                     Ok(Err(e)) => {
                         Err(self.error(TunnelErrorKind::DirectUnreachable(e), None, host, port))
                     }
@@ -117,8 +148,8 @@ impl TunnelConnector {
             }
             Route::Proxy(proxy) => {
                 let timeout = proxy.timeout_seconds.as_duration();
-                let result =
-                    match tokio::time::timeout(timeout, self.via_proxy(proxy, host, port)).await {
+                let opening = self.via_proxy(proxy, host, port, timings);
+                let result = match tokio::time::timeout(timeout, opening).await {
                         Ok(result) => result,
                         Err(_) => Err(TunnelErrorKind::ProxyTimeout(timeout)),
                     };
@@ -162,11 +193,15 @@ impl TunnelConnector {
         proxy: &ProxyConfig,
         host: &str,
         port: u16,
+        timings: &mut ConnectTimings,
     ) -> Result<TunnelStream, TunnelErrorKind> {
         let url = &proxy.url;
+        let mut started = Instant::now();
         let tcp = connect_tcp(url.host(), url.port())
             .await
             .map_err(TunnelErrorKind::ProxyUnreachable)?;
+        timings.tcp = Some(started.elapsed());
+        started = Instant::now();
         let stream = if url.scheme() == ProxyScheme::Https {
             let config = match &self.inner.proxy_tls {
                 Some(config) => Arc::clone(config),
@@ -178,6 +213,8 @@ impl TunnelConnector {
                 .connect(name, tcp)
                 .await
                 .map_err(TunnelErrorKind::ProxyTls)?;
+            timings.proxy_tls = Some(started.elapsed());
+            started = Instant::now();
             TunnelStream::ProxyTls(Box::new(tls))
         } else {
             TunnelStream::Tcp(tcp)
@@ -188,7 +225,7 @@ impl TunnelConnector {
         let (recorder, answer) = Recorder::new(stream);
         let io = TokioIo::new(recorder);
         let credentials = url.has_credentials();
-        match url.scheme() {
+        let result = match url.scheme() {
             ProxyScheme::Http | ProxyScheme::Https => {
                 let target = target_uri(host, port)?;
                 let mut tunnel = Tunnel::new(proxy_uri, Ready::new(io));
@@ -221,7 +258,11 @@ impl TunnelConnector {
                 "unsupported proxy scheme {}",
                 url.scheme()
             ))),
+        };
+        if result.is_ok() {
+            timings.proxy_handshake = Some(started.elapsed());
         }
+        result
     }
 
     #[cfg(feature = "socks")]

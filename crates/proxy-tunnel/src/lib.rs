@@ -20,7 +20,7 @@ mod stream;
 mod target;
 mod tls;
 
-pub use connector::{DEFAULT_DIRECT_TIMEOUT, TunnelConnector};
+pub use connector::{ConnectTimings, DEFAULT_DIRECT_TIMEOUT, TunnelConnector};
 pub use error::{
     Party, ProtocolViolation, TargetRefusal, TunnelError, TunnelErrorKind, socks4_reply_name,
     socks5_reply_name,

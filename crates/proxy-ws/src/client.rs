@@ -4,12 +4,14 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use fastwebsockets::{FragmentCollector, Frame, OpCode, Payload, Role, WebSocket, WebSocketError};
 use proxy_resolve::{Route, Transport};
-use proxy_tunnel::{TargetStream, TlsOptions, TunnelConnector, redact_url, tls_to_target};
+use proxy_tunnel::{
+    ConnectTimings, TargetStream, TlsOptions, TunnelConnector, redact_url, tls_to_target,
+};
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
@@ -110,6 +112,19 @@ impl std::fmt::Debug for WsStream {
     }
 }
 
+/// How long each stage of [`connect_timed`] took; `None` for a stage that was not reached or did
+/// not finish (and `tls` for a `ws://` URL).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WsTimings {
+    /// TCP, and the proxy's TLS and handshake when there is one.
+    pub tunnel: ConnectTimings,
+    /// TLS to the exchange (`wss://`).
+    pub tls: Option<Duration>,
+    /// The upgrade request and the checked 101 answer.
+    pub upgrade: Option<Duration>,
+}
+
 /// Opens `url` (`ws://` or `wss://`) for `exchange` along `route`: the tunnel, TLS to the
 /// exchange (SNI = the URL's host) for `wss://`, then the upgrade, checked strictly.
 pub async fn connect(
@@ -118,6 +133,19 @@ pub async fn connect(
     exchange: &str,
     options: &WsOptions,
 ) -> Result<WsStream, WsError> {
+    connect_timed(url, route, exchange, options, &mut WsTimings::default()).await
+}
+
+/// [`connect`], recording into `timings` how long each stage took (also when a later stage
+/// fails: the stages before it are filled in).
+pub async fn connect_timed(
+    url: &str,
+    route: Route,
+    exchange: &str,
+    options: &WsOptions,
+    timings: &mut WsTimings,
+) -> Result<WsStream, WsError> {
+    *timings = WsTimings::default();
     let shown = redact_url(url);
     let fail = |kind| WsError {
         kind,
@@ -146,7 +174,7 @@ pub async fn connect(
     let tunnel = TunnelConnector::new(route, exchange, Transport::WebSocket)
         .with_proxy_tls(proxy_tls)
         .with_direct_timeout(options.direct_timeout);
-    let opening = open(&tunnel, &target, tls, options);
+    let opening = open(&tunnel, &target, tls, options, timings);
     let (stream, subprotocol) = match tokio::time::timeout(limit, opening).await {
         Ok(result) => result.map_err(&fail)?,
         Err(_) => return Err(fail(WsErrorKind::HandshakeTimeout(limit))),
@@ -171,15 +199,22 @@ async fn open(
     target: &Target,
     tls: Option<Arc<ClientConfig>>,
     options: &WsOptions,
+    timings: &mut WsTimings,
 ) -> Result<(Prefixed<TargetStream>, Option<String>), WsErrorKind> {
     let stream = tunnel
-        .connect(&target.host, target.port)
+        .connect_timed(&target.host, target.port, &mut timings.tunnel)
         .await
         .map_err(WsErrorKind::Tunnel)?;
+    let mut started = Instant::now();
     let mut stream = match tls {
-        Some(config) => tls_to_target(stream, &target.host, config)
-            .await
-            .map_err(WsErrorKind::Tls)?,
+        Some(config) => {
+            let stream = tls_to_target(stream, &target.host, config)
+                .await
+                .map_err(WsErrorKind::Tls)?;
+            timings.tls = Some(started.elapsed());
+            started = Instant::now();
+            stream
+        }
         None => TargetStream::Plain(stream),
     };
     let key = handshake::new_key().map_err(WsErrorKind::Handshake)?;
@@ -203,6 +238,7 @@ async fn open(
             .map_err(WsErrorKind::Handshake)?
         {
             buf.advance(accepted.head_len);
+            timings.upgrade = Some(started.elapsed());
             // Frames the server sent right after its answer stay in front of the stream.
             return Ok((Prefixed::new(buf.freeze(), stream), accepted.subprotocol));
         }

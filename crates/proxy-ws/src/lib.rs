@@ -7,6 +7,6 @@ mod client;
 mod error;
 mod handshake;
 
-pub use client::{Message, WsOptions, WsStream, connect};
+pub use client::{Message, WsOptions, WsStream, WsTimings, connect, connect_timed};
 pub use error::{WsError, WsErrorKind};
 pub use handshake::{HandshakeError, MAX_RESPONSE_HEAD};
