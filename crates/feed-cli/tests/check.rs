@@ -1,20 +1,14 @@
 //! `feedproxy check` run as a process: routes, sources, exit codes, and no credential in any
 //! output.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::{feedproxy, write};
 
 const PASSWORD: &str = "Pw-canary-8c1f";
-
-fn feedproxy(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_feedproxy"))
-        .args(args)
-        // Only the variables a case sets: the developer's own CRYPTOFEED_PROXY_* must not leak in.
-        .env_clear()
-        .envs(env.iter().copied())
-        .output()
-        .expect("run feedproxy")
-}
 
 fn text(output: &Output) -> (String, String) {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -27,12 +21,6 @@ fn text(output: &Output) -> (String, String) {
         );
     }
     (stdout, stderr)
-}
-
-fn write(dir: &Path, name: &str, body: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, body).expect("write config");
-    path.to_string_lossy().into_owned()
 }
 
 fn row<'a>(stdout: &'a str, exchange: &str, transport: &str) -> Vec<&'a str> {

@@ -1,0 +1,86 @@
+//! Running the built `feedproxy` binary, and searching what it printed for a secret.
+#![allow(dead_code, unreachable_pub)] // each test file uses part of it
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use base64::Engine;
+
+/// Runs `feedproxy args` with only `env` set: the developer's own CRYPTOFEED_PROXY_* must not
+/// leak in.
+pub fn feedproxy(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_feedproxy"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("run feedproxy")
+}
+
+/// [`feedproxy`] on a blocking thread, so the test's own servers and proxies keep running.
+pub async fn feedproxy_async(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        feedproxy(&args, &env)
+    })
+    .await
+    .expect("feedproxy thread")
+}
+
+/// stdout and stderr as text, after checking neither holds `password` in any form a proxy
+/// credential takes: plain, percent-encoded, or inside `Basic base64(user:password)`.
+pub fn text_without(output: &Output, user: &str, password: &str) -> (String, String) {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let encoded: String = percent_encode(password);
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    for (name, stream) in [("stdout", &stdout), ("stderr", &stderr)] {
+        for form in [password, encoded.as_str(), basic.as_str()] {
+            assert!(
+                !stream.contains(form),
+                "the password appears ({form}) in {name}:\n{stream}"
+            );
+        }
+    }
+    (stdout, stderr)
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Writes `body` to `dir/name`; returns the path as a string.
+pub fn write(dir: &Path, name: &str, body: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, body).expect("write file");
+    path.to_string_lossy().into_owned()
+}
+
+/// The cells of the table row whose first cells are `first` (cells are separated by two or
+/// more spaces).
+pub fn row<'a>(stdout: &'a str, first: &[&str]) -> Vec<&'a str> {
+    stdout
+        .lines()
+        .map(|line| {
+            line.split("  ")
+                .map(str::trim)
+                .filter(|cell| !cell.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .find(|cells| cells.len() >= first.len() && cells[..first.len()] == *first)
+        .unwrap_or_else(|| panic!("no row starting {first:?} in:\n{stdout}"))
+}
