@@ -1,6 +1,7 @@
 //! `FeedHandler`: runs feeds — the REST prefetch over an `HttpConn`, one `WsConn` per stream
 //! with reconnects under exponential backoff — and delivers their events to callbacks.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -214,25 +215,29 @@ impl FeedHandler {
             error_callbacks: self.error_callbacks,
         });
         let mut prefetches = JoinSet::new();
+        let mut prefetch_feeds = HashMap::new();
         for (index, feed) in self.feeds.iter().enumerate() {
+            let id = feed.id().to_owned();
             let feed = Arc::clone(feed);
             let shared = Arc::clone(&shared);
-            prefetches.spawn(async move { (index, prefetch(&*feed, &shared).await) });
+            let task = prefetches.spawn(async move { (index, prefetch(&*feed, &shared).await) });
+            prefetch_feeds.insert(task.id(), id);
         }
         let mut plans: Vec<Option<(Arc<Markets>, Vec<WsEndpoint>)>> =
             self.feeds.iter().map(|_| None).collect();
         while let Some(joined) = prefetches.join_next().await {
             match joined {
                 Ok((index, result)) => plans[index] = Some(result?),
-                Err(_) => {
+                Err(error) => {
                     return Err(HandlerError::Panicked {
-                        feed: "prefetch".into(),
+                        feed: prefetch_feeds.remove(&error.id()).unwrap_or_default(),
                     });
                 }
             }
         }
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let mut stream_feeds = HashMap::new();
         for (feed, plan) in self.feeds.iter().zip(plans) {
             let Some((markets, endpoints)) = plan else {
                 continue;
@@ -260,10 +265,15 @@ impl FeedHandler {
                     stopped: stopped.clone(),
                 };
                 let feed_id = feed.id().to_owned();
-                tasks.spawn(async move { (feed_id, stream.run(conn).await) });
+                let task = tasks.spawn(async move { stream.run(conn).await });
+                stream_feeds.insert(task.id(), feed_id);
             }
         }
-        Ok(RunningHandler { tasks, stop })
+        Ok(RunningHandler {
+            tasks,
+            feeds: stream_feeds,
+            stop,
+        })
     }
 }
 
@@ -271,7 +281,9 @@ impl FeedHandler {
 /// them cleanly.
 #[derive(Debug)]
 pub struct RunningHandler {
-    tasks: JoinSet<(String, Result<(), HandlerError>)>,
+    tasks: JoinSet<Result<(), HandlerError>>,
+    /// The feed id of each stream task, for a panic's report.
+    feeds: HashMap<tokio::task::Id, String>,
     stop: watch::Sender<bool>,
 }
 
@@ -285,11 +297,14 @@ impl RunningHandler {
     /// error its backoff policy gave up on otherwise); `None` when no stream is running. Cancel
     /// safe: use it in `select!` beside other work, then [`RunningHandler::stop`] the rest.
     pub async fn next_stopped(&mut self) -> Option<Result<(), HandlerError>> {
-        let joined = self.tasks.join_next().await?;
+        let joined = self.tasks.join_next_with_id().await?;
         Some(match joined {
-            Ok((_, result)) => result,
-            Err(_) => Err(HandlerError::Panicked {
-                feed: "stream".into(),
+            Ok((id, result)) => {
+                self.feeds.remove(&id);
+                result
+            }
+            Err(error) => Err(HandlerError::Panicked {
+                feed: self.feeds.remove(&error.id()).unwrap_or_default(),
             }),
         })
     }

@@ -616,3 +616,23 @@ async fn a_server_that_keeps_closing_the_stream_is_given_up_on_too() {
     }
     assert_eq!(server.connections().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_callback_is_reported_with_its_feed() {
+    let ca = TestCa::new();
+    let mut fake = FakeExchange::start(&ca, ExchangeKind::Coinbase, FakeExchangeOptions::new())
+        .await
+        .expect("fake exchange");
+    let mut handler = FeedHandler::new(options(&ca, ConnOptions::default()));
+    feed_for(&fake)(&mut handler);
+    handler.on_trade(|_| panic!("a callback bug"));
+    let running = handler.start().await.expect("start");
+    let result = tokio::time::timeout(DEADLINE, running.wait())
+        .await
+        .expect("the stream ends in time");
+    match result {
+        Err(HandlerError::Panicked { feed }) => assert_eq!(feed, "coinbase"),
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+    fake.shutdown().await;
+}
