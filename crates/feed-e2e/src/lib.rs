@@ -25,3 +25,14 @@ pub use feed_sim::exchange::ExchangeKind as FeedKind;
 
 /// Whether this build has SOCKS support.
 pub const SOCKS_ENABLED: bool = cfg!(feature = "socks");
+
+/// The Rust examples of README.md and the user documentation, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/proxy/user-guide.md")]
+pub struct UserGuideDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/proxy/technical-specification.md")]
+pub struct TechnicalSpecificationDoctests;
