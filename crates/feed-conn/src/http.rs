@@ -1,12 +1,12 @@
 //! `HttpConn`: REST requests for one feed over one pooled client, routed when it opens.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use proxy_http::{HttpClient, HttpOptions, Method, StatusCode};
-use proxy_resolve::{Route, Transport};
+use proxy_resolve::{Resolver, Route, Transport};
 use proxy_tunnel::redact_url;
 use std::sync::Mutex;
 
@@ -102,13 +102,19 @@ struct Inner {
 /// The client of the current opening, and which process-wide resolver its route came from.
 struct Built {
     client: HttpClient,
-    /// `Arc::as_ptr` of the proxy system in force when the route was resolved (route source
-    /// `System` only): when another system is installed, the connection reopens with it.
-    system: Option<usize>,
+    /// The proxy system in force when the route was resolved (route source `System` only):
+    /// when another system is installed, the connection reopens with it. A `Weak` keeps the
+    /// allocation, so a later system can never reuse its address and pass for it.
+    system: Option<Weak<Resolver>>,
 }
 
-fn current_system() -> Option<usize> {
-    proxy_resolve::proxy_system().map(|resolver| Arc::as_ptr(&resolver) as usize)
+/// Whether `built` was resolved from `current` (both none, or the same allocation).
+fn same_system(built: Option<&Weak<Resolver>>, current: Option<&Arc<Resolver>>) -> bool {
+    match (built, current) {
+        (None, None) => true,
+        (Some(built), Some(current)) => std::ptr::eq(built.as_ptr(), Arc::as_ptr(current)),
+        _ => false,
+    }
 }
 
 impl fmt::Debug for HttpConn {
@@ -182,12 +188,12 @@ impl HttpConn {
     fn client(&self, url: &str) -> Result<HttpClient, ConnError> {
         let inner = &self.inner;
         let system = match inner.options.conn.route_source {
-            RouteSource::System => current_system(),
+            RouteSource::System => proxy_resolve::proxy_system(),
             RouteSource::Resolver(_) => None,
         };
         let mut built = self.built();
         if let Some(current) = built.as_ref()
-            && current.system == system
+            && same_system(current.system.as_ref(), system.as_ref())
         {
             return Ok(current.client.clone());
         }
@@ -201,7 +207,7 @@ impl HttpConn {
         inner.tap.opened(url);
         *built = Some(Built {
             client: client.clone(),
-            system,
+            system: system.as_ref().map(Arc::downgrade),
         });
         Ok(client)
     }

@@ -180,3 +180,27 @@ async fn an_open_http_connection_follows_a_newly_installed_system() {
     assert_eq!(f.proxied(), (1, 0));
     assert_eq!(http.stats().opens, 2);
 }
+
+#[tokio::test]
+async fn a_replaced_system_is_noticed_even_when_the_old_one_was_freed() {
+    let _lock = SYSTEM_LOCK.lock().await;
+    let f = Fixture::start().await;
+    let other = ConnectProxy::start(ProxyOptions::new())
+        .await
+        .expect("second proxy");
+    let url = format!("https://localhost:{}/a", f.rest.port());
+    let http = f.http(ConnOptions::default());
+    // Opened under system A, which is then removed and freed (nothing else holds it) ...
+    drop(init_proxy_system(f.settings()));
+    http.read(&url).await.expect("through A's proxy");
+    clear_proxy_system();
+    // ... and system B, the same size, may be allocated where A was: it must still count as new.
+    let through_other =
+        ProxySettings::default().with_default_http(ProxyConfig::parse(&other.url()).expect("url"));
+    drop(init_proxy_system(through_other));
+    http.read(&url).await.expect("through B's proxy");
+    clear_proxy_system();
+    assert_eq!(f.proxied(), (1, 0));
+    assert_eq!(other.connections().len(), 1, "B's route was not taken");
+    assert_eq!(http.stats().opens, 2);
+}
