@@ -10,7 +10,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use fastwebsockets::{FragmentCollector, Frame, OpCode, Payload, Role, WebSocket, WebSocketError};
 use proxy_resolve::{Route, Transport};
 use proxy_tunnel::{
-    ConnectTimings, TargetStream, TlsOptions, TunnelConnector, redact_url, tls_to_target,
+    ConnectTimings, TargetStream, TlsOptions, TunnelConnector, TunnelStream, redact_url,
+    tls_to_target,
 };
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -174,7 +175,13 @@ pub async fn connect_timed(
     let tunnel = TunnelConnector::new(route, exchange, Transport::WebSocket)
         .with_proxy_tls(proxy_tls)
         .with_direct_timeout(options.direct_timeout);
-    let opening = open(&tunnel, &target, tls, options, timings);
+    // The tunnel is bounded by its own timeout, whose error says who is at fault (a silent
+    // proxy is `ProxyTimeout`, party Proxy); TLS and the upgrade after it get `limit` again.
+    let stream = tunnel
+        .connect_timed(&target.host, target.port, &mut timings.tunnel)
+        .await
+        .map_err(|e| fail(WsErrorKind::Tunnel(e)))?;
+    let opening = open(stream, &target, tls, options, timings);
     let (stream, subprotocol) = match tokio::time::timeout(limit, opening).await {
         Ok(result) => result.map_err(&fail)?,
         Err(_) => return Err(fail(WsErrorKind::HandshakeTimeout(limit))),
@@ -194,17 +201,14 @@ pub async fn connect_timed(
     })
 }
 
+/// TLS to the exchange (`wss://`) over the tunnel, then the upgrade, checked.
 async fn open(
-    tunnel: &TunnelConnector,
+    stream: TunnelStream,
     target: &Target,
     tls: Option<Arc<ClientConfig>>,
     options: &WsOptions,
     timings: &mut WsTimings,
 ) -> Result<(Prefixed<TargetStream>, Option<String>), WsErrorKind> {
-    let stream = tunnel
-        .connect_timed(&target.host, target.port, &mut timings.tunnel)
-        .await
-        .map_err(WsErrorKind::Tunnel)?;
     let mut started = Instant::now();
     let mut stream = match tls {
         Some(config) => {

@@ -23,7 +23,9 @@ pub enum WsErrorKind {
     /// The upgrade answer was refused.
     #[error("WebSocket handshake failed: {0}")]
     Handshake(#[source] HandshakeError),
-    /// The handshake (route, TLS and upgrade) did not finish in time.
+    /// TLS to the exchange and the upgrade did not finish in time (the proxy's `timeout_seconds`,
+    /// or the direct timeout), once the tunnel was up; a tunnel that does not come up in time is
+    /// [`WsErrorKind::Tunnel`] with the tunnel's own timeout error.
     #[error("WebSocket handshake timed out after {}s", .0.as_secs_f64())]
     HandshakeTimeout(Duration),
     /// No frame arrived within the idle timeout.

@@ -301,6 +301,42 @@ async fn silent_server_times_out() {
     );
 }
 
+/// A proxy that reads CONNECT and never answers: the tunnel's own typed timeout (1 s) fires
+/// before 3 s, naming the proxy as the party at fault (not a bare handshake timeout).
+#[tokio::test]
+async fn silent_proxy_times_out_as_a_tunnel_error() {
+    let ca = TestCa::new();
+    let server = WssServer::start(&ca, WssOptions::new()).await.expect("wss");
+    let proxy =
+        ConnectProxy::start(ProxyOptions::new().fault(feed_sim::connect_proxy::Fault::NeverAnswer))
+            .await
+            .expect("proxy");
+    let err = tokio::time::timeout(
+        Duration::from_secs(3),
+        connect(
+            &server.url("/"),
+            proxy_route(&proxy.url(), 1),
+            "binance",
+            &options(&ca),
+        ),
+    )
+    .await
+    .expect("fails before 3 s")
+    .expect_err("timeout");
+    let tunnel = err
+        .tunnel_error()
+        .unwrap_or_else(|| panic!("not a tunnel error: {err}"));
+    assert!(
+        matches!(tunnel.kind(), TunnelErrorKind::ProxyTimeout(d) if *d == Duration::from_secs(1)),
+        "{err}"
+    );
+    assert_eq!(tunnel.party(), proxy_tunnel::Party::Proxy);
+    assert!(
+        server.connections().is_empty(),
+        "nothing reached the server"
+    );
+}
+
 #[tokio::test]
 async fn data_path() {
     let ca = TestCa::new();
