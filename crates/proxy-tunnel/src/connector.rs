@@ -150,9 +150,9 @@ impl TunnelConnector {
                 let timeout = proxy.timeout_seconds.as_duration();
                 let opening = self.via_proxy(proxy, host, port, timings);
                 let result = match tokio::time::timeout(timeout, opening).await {
-                        Ok(result) => result,
-                        Err(_) => Err(TunnelErrorKind::ProxyTimeout(timeout)),
-                    };
+                    Ok(result) => result,
+                    Err(_) => Err(TunnelErrorKind::ProxyTimeout(timeout)),
+                };
                 match result {
                     Ok(stream) => {
                         tracing::debug!(
