@@ -12,18 +12,17 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use feed_handler::feed_conn::{HttpOptions, TlsOptions, WsOptions};
-use feed_handler::{Backoff, BinanceFeed, CoinbaseFeed, FeedHandler, HandlerOptions, Trade};
+use feed_handler::feed_conn::TlsOptions;
+use feed_handler::{Backoff, BinanceFeed, CoinbaseFeed, FeedHandler};
 use feed_sim::TestCa;
 use feed_sim::connect_proxy::{ConnectProxy, ProxyOptions};
 use feed_sim::exchange::{ExchangeKind, FakeExchange, FakeExchangeOptions};
 use feed_sim::socks::{SocksOptions, SocksProxy};
 use proxy_config::Loader;
 use proxy_resolve::{Resolver, Transport};
-use tokio::sync::mpsc;
 
 use crate::output::{self, out};
-use crate::stream::text_line;
+use crate::stream::{new_handler, run_until, text_line};
 use crate::{Failure, settings};
 
 /// `feedproxy demo` options.
@@ -155,57 +154,25 @@ async fn demo(lab: &Lab, duration: Duration) -> Result<(), Failure> {
     }
     out!("");
 
-    let mut handler = FeedHandler::new(HandlerOptions {
-        http: HttpOptions {
-            tls: lab.tls.clone(),
-            ..HttpOptions::default()
-        },
-        ws: WsOptions {
-            tls: lab.tls.clone(),
-            ..HandlerOptions::default().ws
-        },
-        backoff: Backoff {
+    let mut handler = new_handler(
+        lab.tls.clone(),
+        Backoff {
             initial: Duration::from_millis(200),
             max: Duration::from_secs(2),
             max_failures: Some(5),
             ..Backoff::default()
         },
-        ..HandlerOptions::default()
-    });
+    );
     add_feeds(lab, &mut handler)?;
-    let (sender, mut trades) = mpsc::unbounded_channel::<Trade>();
-    handler.on_trade(move |trade| {
-        let _ = sender.send(trade.clone());
-    });
-    handler.on_error(|error| eprintln!("warning: {error}; reconnecting"));
     let started = Instant::now();
-    let mut running = handler
-        .start()
-        .await
-        .map_err(|e| Failure::failed(e.to_string()))?;
     let mut received: BTreeMap<String, u64> = BTreeMap::new();
-    let deadline = tokio::time::sleep(duration);
-    tokio::pin!(deadline);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let outcome = loop {
-        tokio::select! {
-            trade = trades.recv() => {
-                let Some(trade) = trade else { break Ok(()) };
-                out!("{}", text_line(&trade));
-                *received.entry(trade.exchange.to_string()).or_default() += 1;
-            }
-            stopped = running.next_stopped() => match stopped {
-                Some(Err(error)) => break Err(Failure::failed(error.to_string())),
-                Some(Ok(())) | None => break Ok(()),
-            },
-            () = &mut deadline => break Ok(()),
-            _ = &mut ctrl_c => break Ok(()),
-        }
-    };
-    running.stop().await;
+    run_until(handler, Some(duration), |trade| {
+        out!("{}", text_line(trade));
+        *received.entry(trade.exchange.to_string()).or_default() += 1;
+        Ok(true)
+    })
+    .await?;
     let ran = started.elapsed();
-    outcome?;
     summary(lab, &resolver, &received, ran).await
 }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use feed_handler::feed_conn::{HttpOptions, WsOptions};
+use feed_handler::feed_conn::{HttpOptions, TlsOptions, WsOptions};
 use feed_handler::{
     Backoff, BinanceFeed, CoinbaseFeed, Feed, FeedError, FeedHandler, HandlerOptions, Trade,
 };
@@ -61,7 +61,29 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     let feed = build_feed(&args).map_err(|e| Failure::invalid(e.to_string()))?;
     proxy_resolve::init_proxy_system(loaded.settings);
 
-    let options = HandlerOptions {
+    let mut handler = new_handler(
+        tls,
+        Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(10),
+            max_failures: Some(MAX_FAILURES),
+            ..Backoff::default()
+        },
+    );
+    add(&mut handler, feed);
+    let mut printed = 0u64;
+    run_until(handler, None, |trade| {
+        print_trade(trade, args.json)?;
+        printed += 1;
+        Ok(args.count.is_none_or(|count| printed < count))
+    })
+    .await
+}
+
+/// A handler trusting `tls` (exchanges and https:// proxies), routing by the process-wide
+/// proxy system, reconnecting by `backoff`.
+pub(crate) fn new_handler(tls: TlsOptions, backoff: Backoff) -> FeedHandler {
+    FeedHandler::new(HandlerOptions {
         http: HttpOptions {
             tls: tls.clone(),
             ..HttpOptions::default()
@@ -70,16 +92,19 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
             tls,
             ..HandlerOptions::default().ws
         },
-        backoff: Backoff {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(10),
-            max_failures: Some(MAX_FAILURES),
-            ..Backoff::default()
-        },
+        backoff,
         ..HandlerOptions::default()
-    };
-    let mut handler = FeedHandler::new(options);
-    add(&mut handler, feed);
+    })
+}
+
+/// Starts `handler` and hands each trade to `on_trade` (on this task, in arrival order) until it
+/// returns `Ok(false)`, `limit` passes, Ctrl-C, or a stream gives up (its error); then stops every
+/// stream cleanly. Recoverable connection errors are printed to stderr as warnings.
+pub(crate) async fn run_until(
+    mut handler: FeedHandler,
+    limit: Option<Duration>,
+    mut on_trade: impl FnMut(&Trade) -> Result<bool, Failure>,
+) -> Result<(), Failure> {
     let (sender, mut trades) = mpsc::unbounded_channel::<Trade>();
     handler.on_trade(move |trade| {
         // The receiver is gone only while the command is stopping.
@@ -90,24 +115,30 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         .start()
         .await
         .map_err(|e| Failure::failed(e.to_string()))?;
-
-    let mut printed = 0u64;
+    let deadline = async {
+        match limit {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let outcome = loop {
         tokio::select! {
             trade = trades.recv() => {
                 let Some(trade) = trade else { break Ok(()) };
-                print_trade(&trade, args.json)?;
-                printed += 1;
-                if args.count.is_some_and(|count| printed >= count) {
-                    break Ok(());
+                match on_trade(&trade) {
+                    Ok(true) => {}
+                    Ok(false) => break Ok(()),
+                    Err(failure) => break Err(failure),
                 }
             }
             stopped = running.next_stopped() => match stopped {
                 Some(Err(error)) => break Err(Failure::failed(error.to_string())),
                 Some(Ok(())) | None => break Ok(()),
             },
+            () = &mut deadline => break Ok(()),
             _ = &mut ctrl_c => break Ok(()),
         }
     };

@@ -5,9 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{feedproxy, feedproxy_async, row, text_without, write};
+use common::{Trust, feedproxy, feedproxy_async, row, text_without};
 use feed_sim::exchange::{ExchangeKind, FakeExchange, FakeExchangeOptions};
-use feed_sim::{ConnectProxy, HttpsServer, ProxyOptions, Response, Routes, TestCa};
+use feed_sim::{ConnectProxy, HttpsServer, ProxyOptions, Response, Routes};
 
 const USER: &str = "probe";
 const PASSWORD: &str = "Pw-canary/probe:7d2e";
@@ -21,9 +21,11 @@ fn stage<'a>(stdout: &'a str, name: &str) -> Vec<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_through_a_connect_proxy_with_auth_prints_every_stage() {
-    let ca = TestCa::new();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca_file = write(dir.path(), "ca.pem", &ca.root_pem());
+    let Trust {
+        ca,
+        ca_file,
+        dir: _dir,
+    } = Trust::new();
     let mut server = HttpsServer::start(
         &ca,
         Routes::new().route("/api/v3/ping", Response::json("{}")),
@@ -95,9 +97,11 @@ async fn https_through_a_connect_proxy_with_auth_prints_every_stage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wss_through_a_connect_proxy_reaches_the_first_message() {
-    let ca = TestCa::new();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca_file = write(dir.path(), "ca.pem", &ca.root_pem());
+    let Trust {
+        ca,
+        ca_file,
+        dir: _dir,
+    } = Trust::new();
     let mut fake = FakeExchange::start(&ca, ExchangeKind::Binance, FakeExchangeOptions::new())
         .await
         .expect("fake exchange");
@@ -143,9 +147,11 @@ async fn wss_through_a_connect_proxy_reaches_the_first_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wss_through_socks5h_sends_the_name_to_the_proxy() {
     use feed_sim::{SocksOptions, SocksProxy};
-    let ca = TestCa::new();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca_file = write(dir.path(), "ca.pem", &ca.root_pem());
+    let Trust {
+        ca,
+        ca_file,
+        dir: _dir,
+    } = Trust::new();
     let mut fake = FakeExchange::start(&ca, ExchangeKind::Binance, FakeExchangeOptions::new())
         .await
         .expect("fake exchange");

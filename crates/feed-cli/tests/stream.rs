@@ -6,18 +6,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::{feedproxy, feedproxy_async, text_without, write};
+use common::{Trust, feedproxy, feedproxy_async, text_without, write};
 use feed_sim::exchange::{ExchangeKind, FakeExchange, FakeExchangeOptions};
-use feed_sim::{ConnectProxy, ProxyOptions, TestCa};
+use feed_sim::{ConnectProxy, ProxyOptions};
 
 const USER: &str = "stream";
 const PASSWORD: &str = "Pw-canary stream@9a41";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_trades_through_a_proxy_from_a_config_file_equal_what_the_exchange_sent() {
-    let ca = TestCa::new();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca_file = write(dir.path(), "ca.pem", &ca.root_pem());
+    let Trust { ca, ca_file, dir } = Trust::new();
     let options = FakeExchangeOptions::new().trades_per_connection(12);
     let mut fake = FakeExchange::start(&ca, ExchangeKind::Binance, options)
         .await
@@ -128,9 +126,11 @@ async fn json_trades_through_a_proxy_from_a_config_file_equal_what_the_exchange_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_trades_of_each_feed_directly() {
-    let ca = TestCa::new();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca_file = write(dir.path(), "ca.pem", &ca.root_pem());
+    let Trust {
+        ca,
+        ca_file,
+        dir: _dir,
+    } = Trust::new();
     for (kind, symbol) in [
         (ExchangeKind::Binance, "ETH-USDT"),
         (ExchangeKind::Coinbase, "BTC-USD"),
@@ -186,9 +186,11 @@ async fn text_trades_of_each_feed_directly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_symbol_fails_with_exit_1_naming_it() {
-    let ca = TestCa::new();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca_file = write(dir.path(), "ca.pem", &ca.root_pem());
+    let Trust {
+        ca,
+        ca_file,
+        dir: _dir,
+    } = Trust::new();
     let mut fake = FakeExchange::start(&ca, ExchangeKind::Binance, FakeExchangeOptions::new())
         .await
         .expect("fake exchange");

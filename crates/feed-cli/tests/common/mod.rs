@@ -84,3 +84,20 @@ pub fn row<'a>(stdout: &'a str, first: &[&str]) -> Vec<&'a str> {
         .find(|cells| cells.len() >= first.len() && cells[..first.len()] == *first)
         .unwrap_or_else(|| panic!("no row starting {first:?} in:\n{stdout}"))
 }
+
+/// A test CA, and its root certificate in a PEM file for `--ca-file` (in `dir`, which lives as
+/// long as this).
+pub struct Trust {
+    pub ca: feed_sim::TestCa,
+    pub ca_file: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Trust {
+    pub fn new() -> Self {
+        let ca = feed_sim::TestCa::new();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca_file = write(dir.path(), "ca.pem", &ca.root_pem());
+        Self { ca, ca_file, dir }
+    }
+}
