@@ -1,5 +1,7 @@
-//! Development tasks for feedproxy, run as `cargo xtask <command>`: the proxy matrix that CI runs.
+//! Development tasks for feedproxy, run as `cargo xtask <command>`: the proxy matrix that CI runs,
+//! and the benchmarks.
 
+mod bench;
 mod coverage;
 mod json;
 mod proxy_matrix;
@@ -19,7 +21,15 @@ Commands:
   proxy-matrix  Test and lint every workspace crate with its default features and with
                 --no-default-features (the `socks` feature on and off), then check formatting
                 and dependencies. CI runs exactly `cargo xtask proxy-matrix`.
+  bench         Run the benchmarks (crates/feed-bench, release build) and print one table:
+                benchmark, arms, figure, ratio against the baseline measured side by side in
+                the same run, bar, met/MISSED. A missed bar does not fail the command.
   help          Print this help.
+
+Options of bench:
+  --quick             Fewer pairs and shorter arms: a smoke run, noisier figures.
+  --only GROUP        Only this group (repeatable): route, tunnel, wrapper, disabled,
+                      handshake, cpu. See docs/performance.md.
 
 Options of proxy-matrix:
   --crate NAME        Only this workspace crate (repeatable). May name xtask, which is
@@ -83,6 +93,7 @@ fn main() -> ExitCode {
             }
             Err(error) => usage_error(&error),
         },
+        Some("bench") => bench::run(args),
         Some(other) => usage_error(&format!("unknown command `{other}`")),
         None => usage_error("no command given"),
     }

@@ -1,0 +1,118 @@
+//! feedproxy's benchmarks in one binary, run by `cargo xtask bench`: route lookup, the tunnel data
+//! path, wrapper cost, the disabled proxy system, handshake round trips and CPU per connection.
+//! Every speed figure is a ratio against a baseline measured side by side in the same run, arms
+//! interleaved; nothing here fails on a number.
+
+mod alloc;
+mod handshake;
+mod relay;
+mod route;
+mod server;
+mod stats;
+mod table;
+mod throughput;
+
+use std::process::ExitCode;
+
+use table::Table;
+
+const HELP: &str = "\
+feed-bench: feedproxy's benchmarks (run them with `cargo xtask bench`)
+
+Usage: feed-bench [--quick] [--only NAME]...
+
+  --quick      fewer pairs and shorter arms (a smoke run; figures are noisier)
+  --only NAME  run only this benchmark group (repeatable): route, tunnel, wrapper,
+               disabled, handshake, cpu
+  -h, --help   print this help
+";
+
+/// What the command line asked for.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    /// Fewer pairs, shorter arms.
+    pub(crate) quick: bool,
+    only: Vec<String>,
+}
+
+impl Options {
+    fn wants(&self, group: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|g| g == group)
+    }
+
+    /// Pairs (rounds of interleaved arms) per ratio.
+    pub(crate) fn pairs(&self) -> usize {
+        if self.quick { 4 } else { 12 }
+    }
+}
+
+const GROUPS: [&str; 6] = ["route", "tunnel", "wrapper", "disabled", "handshake", "cpu"];
+
+fn main() -> ExitCode {
+    let mut options = Options {
+        quick: false,
+        only: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--only" => match args.next() {
+                Some(group) if GROUPS.contains(&group.as_str()) => options.only.push(group),
+                other => {
+                    eprintln!("error: --only takes one of {GROUPS:?}, got {other:?}\n\n{HELP}");
+                    return ExitCode::from(2);
+                }
+            },
+            "-h" | "--help" => {
+                print!("{HELP}");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("error: unknown argument `{other}`\n\n{HELP}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+
+    let mut table = Table::default();
+    if options.wants("route") {
+        eprintln!("feed-bench: route lookup");
+        route::run(&options, &mut table);
+    }
+    let needs_io = ["tunnel", "wrapper", "disabled", "handshake", "cpu"]
+        .iter()
+        .any(|g| options.wants(g));
+    if needs_io {
+        let result = throughput::Rig::start().and_then(|rig| {
+            if options.wants("tunnel") {
+                eprintln!("feed-bench: tunnel data path");
+                rig.tunnel(&options, &mut table)?;
+            }
+            if options.wants("wrapper") {
+                eprintln!("feed-bench: wrapper cost");
+                rig.wrapper(&options, &mut table)?;
+            }
+            if options.wants("disabled") {
+                eprintln!("feed-bench: disabled proxy system");
+                rig.disabled(&options, &mut table)?;
+            }
+            if options.wants("handshake") {
+                eprintln!("feed-bench: handshake round trips");
+                handshake::run(&rig, &options, &mut table)?;
+            }
+            if options.wants("cpu") {
+                eprintln!("feed-bench: CPU per connection");
+                rig.cpu(&options, &mut table)?;
+            }
+            Ok(())
+        });
+        if let Err(error) = result {
+            eprintln!("feed-bench: a benchmark failed to run: {error}");
+            table.print();
+            return ExitCode::FAILURE;
+        }
+    }
+    table.print();
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,539 @@
+//! The I/O rig (runtimes, test CA, WSS server, relays) and the message-rate benchmarks: item 2
+//! (tunnel data path), item 3 (wrapper cost), item 8 (disabled proxy system) and item 6 (CPU per
+//! connection).
+//!
+//! The server and relays run on a one-worker runtime on their own thread; every client arm runs
+//! on a current-thread runtime on the main thread, so client CPU is the main thread's CPU.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket};
+use feed_conn::{ConnOptions, TlsOptions, WsConn, WsConnOptions};
+use feed_sim::TestCa;
+use proxy_config::{ProxyConfig, ProxySettings};
+use proxy_resolve::{Route, clear_proxy_system, init_proxy_system};
+use proxy_ws::{Message, WsOptions};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::runtime::Runtime;
+use tokio_rustls::TlsConnector;
+
+use crate::Options;
+use crate::alloc::allocations;
+use crate::relay::{Mode, Relay};
+use crate::server::{Blaster, find, path};
+use crate::stats::{median, si};
+use crate::table::{Row, Table, Verdict, verdict};
+
+pub(crate) const EXCHANGE: &str = "binance";
+
+thread_local! {
+    /// Allocations per message (whole process) in the last timed read loop.
+    static LAST_ALLOCS: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
+}
+
+/// Starts a timed read loop: the time and the allocation count.
+fn start_timer() -> (Instant, u64) {
+    (Instant::now(), allocations())
+}
+
+/// Ends a timed read loop of `count` messages: messages/s, and records allocations/message.
+fn stop_timer((started, allocs): (Instant, u64), count: usize) -> f64 {
+    let elapsed = started.elapsed().as_secs_f64();
+    LAST_ALLOCS.set((allocations() - allocs) as f64 / count as f64);
+    count as f64 / elapsed
+}
+const SIZES: [usize; 3] = [64, 1024, 16 * 1024];
+
+/// The runtimes, the CA, the WSS server and the undelayed relays.
+pub(crate) struct Rig {
+    pub(crate) blaster: Blaster,
+    direct: Relay,
+    connect: Relay,
+    #[cfg(feature = "socks")]
+    socks5: Relay,
+    pub(crate) ws_options: WsOptions,
+    bare_tls: Arc<ClientConfig>,
+    pub(crate) client: Runtime,
+    /// Last: the server and relays' tasks drop before their runtime.
+    pub(crate) background: Runtime,
+}
+
+/// One way to open a WebSocket for a data-path arm.
+#[derive(Debug, Clone)]
+pub(crate) struct Arm {
+    pub(crate) name: &'static str,
+    pub(crate) url_base: String,
+    pub(crate) route: Route,
+}
+
+impl Arm {
+    pub(crate) fn url(&self, size: usize, count: usize) -> String {
+        format!("{}{}", self.url_base, path(size, count))
+    }
+}
+
+pub(crate) fn proxy_route(url: &str) -> io::Result<Route> {
+    let config = ProxyConfig::parse(url).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(Route::Proxy(Arc::new(config)))
+}
+
+impl Rig {
+    pub(crate) fn start() -> io::Result<Self> {
+        let background = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("bench-server")
+            .enable_all()
+            .build()?;
+        let client = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let ca = TestCa::new();
+        let server_config = ca.server_config(&["127.0.0.1"]);
+        let blaster = background.block_on(Blaster::start(server_config))?;
+        let target = blaster.addr();
+        let zero = Duration::ZERO;
+        let direct = background.block_on(Relay::start(Mode::Direct, target, zero))?;
+        let connect =
+            background.block_on(Relay::start(Mode::Connect { auth: false }, target, zero))?;
+        #[cfg(feature = "socks")]
+        let socks5 =
+            background.block_on(Relay::start(Mode::Socks5 { auth: false }, target, zero))?;
+        let tls = TlsOptions::new()
+            .without_webpki_roots()
+            .with_ca_pem(ca.root_pem().as_bytes())
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let ws_options = WsOptions {
+            tls,
+            ..WsOptions::default()
+        };
+        let bare_tls = ca.client_config();
+        Ok(Self {
+            blaster,
+            direct,
+            connect,
+            #[cfg(feature = "socks")]
+            socks5,
+            ws_options,
+            bare_tls,
+            client,
+            background,
+        })
+    }
+
+    /// The direct arm (through the relay, no handshake) and the proxied arms through it.
+    fn tunnel_arms(&self) -> io::Result<Vec<Arm>> {
+        let exchange = format!("wss://127.0.0.1:{}", self.blaster.addr().port());
+        #[cfg_attr(
+            not(feature = "socks"),
+            expect(
+                unused_mut,
+                reason = "the SOCKS arm is pushed only with the socks feature"
+            )
+        )]
+        let mut arms = vec![
+            Arm {
+                name: "direct",
+                url_base: format!("wss://127.0.0.1:{}", self.direct.addr().port()),
+                route: Route::Direct,
+            },
+            Arm {
+                name: "CONNECT",
+                url_base: exchange.clone(),
+                route: proxy_route(&format!("http://{}", self.connect.addr()))?,
+            },
+        ];
+        #[cfg(feature = "socks")]
+        arms.push(Arm {
+            name: "SOCKS5",
+            url_base: exchange,
+            route: proxy_route(&format!("socks5://{}", self.socks5.addr()))?,
+        });
+        #[cfg(not(feature = "socks"))]
+        drop(exchange);
+        Ok(arms)
+    }
+
+    /// How many messages of `size` bytes make an arm last about the target time, from one run
+    /// of `probe` with a first guess.
+    fn calibrate<F>(&self, options: &Options, size: usize, mut probe: F) -> io::Result<usize>
+    where
+        F: FnMut(usize) -> io::Result<f64>,
+    {
+        let target = if options.quick { 0.04 } else { 0.15 };
+        let guess = (4 * 1024 * 1024 / size).max(200);
+        probe(guess)?;
+        let rate = probe(guess)?;
+        Ok(((rate * target) as usize).max(200))
+    }
+
+    /// Item 2: messages/s over proxy_ws through CONNECT and SOCKS5 divided by direct.
+    pub(crate) fn tunnel(&self, options: &Options, table: &mut Table) -> io::Result<()> {
+        let arms = self.tunnel_arms()?;
+        for size in SIZES {
+            let count = self.calibrate(options, size, |count| {
+                self.proxy_ws_rate(&arms[0], size, count)
+            })?;
+            let rates = self.interleave(options, arms.len(), |arm| {
+                self.proxy_ws_rate(&arms[arm], size, count)
+            })?;
+            for (index, arm) in arms.iter().enumerate().skip(1) {
+                push_ratio(
+                    table,
+                    "tunnel data path",
+                    &format!("{} / direct, {}", arm.name, size_name(size)),
+                    &rates,
+                    (0, "direct"),
+                    (index, arm.name),
+                    ">= 0.98",
+                    0.98,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Item 3: `WsConn` (counters, raw-data callback) divided by a bare fastwebsockets loop;
+    /// `proxy_ws::WsStream` alone as a third arm shows which layer costs what.
+    pub(crate) fn wrapper(&self, options: &Options, table: &mut Table) -> io::Result<()> {
+        let direct = Arm {
+            name: "WsStream",
+            url_base: format!("wss://{}", self.blaster.addr()),
+            route: Route::Direct,
+        };
+        for size in SIZES {
+            let count = self.calibrate(options, size, |count| self.bare_rate(size, count))?;
+            let mut allocs = [Vec::new(), Vec::new(), Vec::new()];
+            let rates = self.interleave(options, 3, |arm| {
+                let rate = match arm {
+                    0 => self.bare_rate(size, count),
+                    1 => self.ws_conn_rate(size, count, WsConnKind::WithCallback),
+                    _ => self.proxy_ws_rate(&direct, size, count),
+                }?;
+                allocs[arm].push(LAST_ALLOCS.get());
+                Ok(rate)
+            })?;
+            let allocs = allocs.map(|a| median(&a));
+            push_ratio(
+                table,
+                "wrapper cost",
+                &format!("WsConn / bare fastwebsockets, {}", size_name(size)),
+                &rates,
+                (0, "bare"),
+                (1, "WsConn"),
+                ">= 0.95",
+                0.95,
+            );
+            push_ratio(
+                table,
+                "wrapper cost",
+                &format!("proxy_ws WsStream / bare, {}", size_name(size)),
+                &rates,
+                (0, "bare"),
+                (2, "WsStream"),
+                "(diagnostic)",
+                0.0,
+            );
+            // The count is process-wide (the server's TLS records allocate too), so the row
+            // compares each wrapper with the bare loop that shares the same server work.
+            table.push(Row {
+                bench: "wrapper cost".to_owned(),
+                arms: format!("allocations per message, {}", size_name(size)),
+                figure: format!(
+                    "process-wide: bare {:.2}, WsStream {:.2}, WsConn {:.2}",
+                    allocs[0], allocs[2], allocs[1]
+                ),
+                ratio: None,
+                bar: "WsConn adds 0 over bare".to_owned(),
+                verdict: verdict(allocs[1] - allocs[0] < 0.01),
+            });
+        }
+        Ok(())
+    }
+
+    /// Item 8: `WsConn` with a disabled proxy system installed divided by `WsConn` with no proxy
+    /// system.
+    pub(crate) fn disabled(&self, options: &Options, table: &mut Table) -> io::Result<()> {
+        for size in [64, 1024] {
+            let count = self.calibrate(options, size, |count| {
+                self.ws_conn_rate(size, count, WsConnKind::NoSystem)
+            })?;
+            let rates = self.interleave(options, 2, |arm| match arm {
+                0 => self.ws_conn_rate(size, count, WsConnKind::NoSystem),
+                _ => self.ws_conn_rate(size, count, WsConnKind::DisabledSystem),
+            })?;
+            push_ratio(
+                table,
+                "disabled system",
+                &format!("WsConn disabled / no system, {}", size_name(size)),
+                &rates,
+                (0, "none"),
+                (1, "disabled"),
+                ">= 0.99",
+                0.99,
+            );
+        }
+        clear_proxy_system();
+        Ok(())
+    }
+
+    /// Item 6: client-thread CPU per WSS connection set up (TCP, proxy handshake, TLS, upgrade)
+    /// through each proxy kind divided by direct.
+    pub(crate) fn cpu(&self, options: &Options, table: &mut Table) -> io::Result<()> {
+        let arms = self.tunnel_arms()?;
+        let per_round = if options.quick { 5 } else { 20 };
+        for arm in &arms {
+            self.connect_cpu(arm, 2)?;
+        }
+        let cpu = self.interleave(options, arms.len(), |arm| {
+            self.connect_cpu(&arms[arm], per_round)
+        })?;
+        for (index, arm) in arms.iter().enumerate().skip(1) {
+            let ratios: Vec<f64> = cpu[index].iter().zip(&cpu[0]).map(|(a, d)| a / d).collect();
+            let ratio = median(&ratios);
+            table.push(Row {
+                bench: "CPU per connection".to_owned(),
+                arms: format!("{} / direct (incl. TLS)", arm.name),
+                figure: format!(
+                    "direct {:.0} us, {} {:.0} us",
+                    median(&cpu[0]) * 1e6,
+                    arm.name,
+                    median(&cpu[index]) * 1e6
+                ),
+                ratio: Some(ratio),
+                bar: "<= 1.10".to_owned(),
+                verdict: verdict(ratio <= 1.10),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `arms` arms in rounds, the order reversed every other round (A B, B A, ...), and
+    /// returns each arm's figures, one per round.
+    pub(crate) fn interleave<F>(
+        &self,
+        options: &Options,
+        arms: usize,
+        mut run: F,
+    ) -> io::Result<Vec<Vec<f64>>>
+    where
+        F: FnMut(usize) -> io::Result<f64>,
+    {
+        let mut figures = vec![Vec::with_capacity(options.pairs()); arms];
+        for round in 0..options.pairs() {
+            for step in 0..arms {
+                let arm = if round.is_multiple_of(2) {
+                    step
+                } else {
+                    arms - 1 - step
+                };
+                figures[arm].push(run(arm)?);
+            }
+        }
+        Ok(figures)
+    }
+
+    /// Messages/s received by `proxy_ws::WsStream`.
+    fn proxy_ws_rate(&self, arm: &Arm, size: usize, count: usize) -> io::Result<f64> {
+        self.client.block_on(async {
+            let mut ws = proxy_ws::connect(
+                &arm.url(size, count),
+                arm.route.clone(),
+                EXCHANGE,
+                &self.ws_options,
+            )
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?;
+            ws.send_text("go")
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            let timer = start_timer();
+            for _ in 0..count {
+                match ws.next_message().await {
+                    Ok(Some(Message::Text(bytes))) if bytes.len() == size => {}
+                    other => return Err(io::Error::other(format!("unexpected {other:?}"))),
+                }
+            }
+            Ok(stop_timer(timer, count))
+        })
+    }
+
+    /// Messages/s received by a bare fastwebsockets `WebSocket` over tokio-rustls.
+    fn bare_rate(&self, size: usize, count: usize) -> io::Result<f64> {
+        self.client.block_on(async {
+            let tcp = TcpStream::connect(self.blaster.addr()).await?;
+            tcp.set_nodelay(true)?;
+            let name = ServerName::IpAddress(self.blaster.addr().ip().into());
+            let mut tls = TlsConnector::from(Arc::clone(&self.bare_tls)).connect(name, tcp).await?;
+            let request = format!(
+                "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                path(size, count),
+                self.blaster.addr().port()
+            );
+            tls.write_all(request.as_bytes()).await?;
+            let mut head = Vec::new();
+            while find(&head, b"\r\n\r\n").is_none() {
+                let mut chunk = [0u8; 1024];
+                let n = tls.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                head.extend_from_slice(&chunk[..n]);
+            }
+            let mut ws = WebSocket::after_handshake(tls, Role::Client);
+            ws.write_frame(Frame::text(Payload::Borrowed(b"go")))
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            let timer = start_timer();
+            for _ in 0..count {
+                let frame = ws.read_frame().await.map_err(|e| io::Error::other(e.to_string()))?;
+                if frame.opcode != OpCode::Text || frame.payload.len() != size {
+                    return Err(io::Error::other("unexpected frame"));
+                }
+            }
+            Ok(stop_timer(timer, count))
+        })
+    }
+
+    /// Messages/s received by `WsConn::next`, direct to the server.
+    fn ws_conn_rate(&self, size: usize, count: usize, kind: WsConnKind) -> io::Result<f64> {
+        let url = format!("wss://{}{}", self.blaster.addr(), path(size, count));
+        let mut conn_options = ConnOptions::default();
+        let seen = Arc::new(AtomicU64::new(0));
+        match kind {
+            WsConnKind::WithCallback => {
+                let seen = Arc::clone(&seen);
+                conn_options = conn_options.with_raw_callback(move |_| {
+                    seen.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+            WsConnKind::NoSystem => clear_proxy_system(),
+            WsConnKind::DisabledSystem => {
+                init_proxy_system(ProxySettings::disabled());
+            }
+        }
+        let options = WsConnOptions {
+            ws: self.ws_options.clone(),
+            conn: conn_options,
+            ..WsConnOptions::default()
+        };
+        let mut conn = WsConn::new("bench", EXCHANGE, &url, options)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.client.block_on(async {
+            conn.open()
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            conn.write("go")
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            let timer = start_timer();
+            for _ in 0..count {
+                match conn.next().await {
+                    Ok(Some(bytes)) if bytes.len() == size => {}
+                    other => return Err(io::Error::other(format!("unexpected {other:?}"))),
+                }
+            }
+            let rate = stop_timer(timer, count);
+            drop(conn);
+            Ok(rate)
+        })
+    }
+
+    /// Client-thread CPU seconds per connection, over `count` connections opened and dropped.
+    fn connect_cpu(&self, arm: &Arm, count: usize) -> io::Result<f64> {
+        self.client.block_on(async {
+            let before = thread_cpu();
+            for _ in 0..count {
+                let ws = proxy_ws::connect(
+                    &arm.url(0, 0),
+                    arm.route.clone(),
+                    EXCHANGE,
+                    &self.ws_options,
+                )
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?;
+                drop(ws);
+            }
+            Ok((thread_cpu() - before) / count as f64)
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum WsConnKind {
+    /// No proxy system touched; a raw-data callback counting messages.
+    WithCallback,
+    /// The process-wide proxy system cleared.
+    NoSystem,
+    /// `init_proxy_system` with disabled settings.
+    DisabledSystem,
+}
+
+/// User + system CPU of the calling thread, in seconds (getrusage RUSAGE_THREAD).
+pub(crate) fn thread_cpu() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a whole `rusage` into the pointer it is given, which points at
+    // one; RUSAGE_THREAD is valid on Linux.
+    #[allow(unsafe_code)] // the only way to read per-thread CPU time; one FFI call
+    let usage = unsafe {
+        if libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr()) != 0 {
+            return f64::NAN;
+        }
+        usage.assume_init()
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+pub(crate) fn size_name(size: usize) -> String {
+    if size >= 1024 {
+        format!("{} KiB", size / 1024)
+    } else {
+        format!("{size} B")
+    }
+}
+
+/// A row for `arm / base` from per-round rates: the median of the per-round ratios.
+#[allow(clippy::too_many_arguments)] // one call shape for every rate row; a struct would only rename them
+fn push_ratio(
+    table: &mut Table,
+    bench: &str,
+    arms: &str,
+    rates: &[Vec<f64>],
+    base: (usize, &str),
+    arm: (usize, &str),
+    bar: &str,
+    at_least: f64,
+) {
+    let ratios: Vec<f64> = rates[arm.0]
+        .iter()
+        .zip(&rates[base.0])
+        .map(|(a, b)| a / b)
+        .collect();
+    let ratio = median(&ratios);
+    table.push(Row {
+        bench: bench.to_owned(),
+        arms: arms.to_owned(),
+        figure: format!(
+            "{} {} msg/s, {} {} msg/s ({} pairs)",
+            base.1,
+            si(median(&rates[base.0])),
+            arm.1,
+            si(median(&rates[arm.0])),
+            ratios.len()
+        ),
+        ratio: Some(ratio),
+        bar: bar.to_owned(),
+        verdict: if at_least > 0.0 {
+            verdict(ratio >= at_least)
+        } else {
+            Verdict::Report
+        },
+    });
+}
