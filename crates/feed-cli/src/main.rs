@@ -128,21 +128,29 @@ fn main() -> ExitCode {
 fn usage_error(error: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match error.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            // Help goes to stdout (exit 0), or to stderr for a missing subcommand (exit 2).
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            // Asked for: to stdout, exit 0.
             let _ = error.print();
-            ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(INVALID))
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            eprintln!(
+                "error: a command is required: demo, check, probe or stream (see feedproxy --help)"
+            );
+            ExitCode::from(INVALID)
         }
         _ => {
+            // The message is everything before clap's `Usage:` block, on one line.
             let rendered = error.render().to_string();
-            let first = rendered
+            let message: Vec<&str> = rendered
                 .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("error: {first} (see feedproxy --help)");
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let message = message.join(" ");
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            eprintln!("error: {message} (see feedproxy --help)");
             ExitCode::from(INVALID)
         }
     }
@@ -173,6 +181,7 @@ fn init_logging(verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }

@@ -14,7 +14,7 @@ use proxy_tunnel::{
     ConnectTimings, DEFAULT_DIRECT_TIMEOUT, TargetStream, TunnelConnector, redact_url,
     tls_to_target,
 };
-use proxy_ws::{Message, WsOptions, WsTimings};
+use proxy_ws::{Message, WsErrorKind, WsOptions, WsTimings};
 use serde::Serialize;
 
 use crate::Failure;
@@ -76,9 +76,25 @@ impl Target {
         if host.is_empty() {
             return Err("URL has no host".to_owned());
         }
-        let port = authority
-            .port_u16()
-            .unwrap_or(if secure { 443 } else { 80 });
+        // `port_u16` gives `None` for a port that does not fit, as for no port: read it here.
+        let host_port = authority.as_str().rsplit('@').next().unwrap_or_default();
+        let port = match host_port
+            .strip_prefix(host)
+            .and_then(|r| r.strip_prefix(':'))
+        {
+            None => {
+                if secure {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(text) => text
+                .parse::<u16>()
+                .ok()
+                .filter(|port| *port != 0)
+                .ok_or("URL port must be 1 to 65535")?,
+        };
         let bare = host
             .trim_start_matches('[')
             .trim_end_matches(']')
@@ -180,7 +196,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
     let route = resolution.route;
     match target.transport {
         Transport::WebSocket => {
-            probe_ws(&args.url, &target, route, &exchange, tls, &mut report).await
+            probe_ws(&args.url, &target, route, &exchange, tls, &mut report).await?;
         }
         _ => probe_http(&target, route, &exchange, &tls, &mut report).await,
     }
@@ -271,7 +287,11 @@ async fn probe_http(
     let stream = match (tunnel, failed_at) {
         (Ok(stream), None) => stream,
         (Err(error), stage) => {
-            let stage = stage.unwrap_or("proxy-handshake");
+            let stage = stage.unwrap_or(if matches!(route, Route::Direct) {
+                "tcp"
+            } else {
+                "proxy-handshake"
+            });
             report.failed(
                 stage,
                 format!("FAILED: {}", error.kind()),
@@ -364,7 +384,7 @@ async fn probe_ws(
     exchange: &ExchangeId,
     tls: proxy_tunnel::TlsOptions,
     report: &mut Report,
-) {
+) -> Result<(), Failure> {
     let options = WsOptions {
         tls,
         ..WsOptions::default()
@@ -397,14 +417,17 @@ async fn probe_ws(
     }
     let mut ws = match opened {
         Ok(ws) => ws,
+        Err(error) if matches!(error.kind(), WsErrorKind::InvalidUrl) => {
+            return Err(Failure::invalid(error.to_string()));
+        }
         Err(error) => {
             let stage = failed_at.unwrap_or("upgrade");
-            report.failed(
-                stage,
-                format!("FAILED: {}", error.kind()),
-                error.to_string(),
-            );
-            return;
+            let detail = match error.tunnel_error() {
+                Some(tunnel) => tunnel.kind().to_string(),
+                None => error.kind().to_string(),
+            };
+            report.failed(stage, format!("FAILED: {detail}"), error.to_string());
+            return Ok(());
         }
     };
     let started = Instant::now();
@@ -446,6 +469,7 @@ async fn probe_ws(
     }
     // Best effort: the probe is done either way.
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(1000, "probe done")).await;
+    Ok(())
 }
 
 fn print(report: &Report, json: bool) -> Result<(), Failure> {

@@ -78,6 +78,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         Ok(args.count.is_none_or(|count| printed < count))
     })
     .await
+    .map(|_interrupted| ())
 }
 
 /// A handler trusting `tls` (exchanges and https:// proxies), routing by the process-wide
@@ -98,19 +99,19 @@ pub(crate) fn new_handler(tls: TlsOptions, backoff: Backoff) -> FeedHandler {
 }
 
 /// Starts `handler` and hands each trade to `on_trade` (on this task, in arrival order) until it
-/// returns `Ok(false)`, `limit` passes, Ctrl-C, or a stream gives up (its error); then stops every
-/// stream cleanly. Recoverable connection errors are printed to stderr as warnings.
+/// returns `Ok(false)`, `limit` passes, Ctrl-C (`Ok(true)`: interrupted), or a stream gives up
+/// (its error); then stops every stream cleanly. Recoverable connection errors are logged by
+/// the handler (`feedproxy::feed`, warn).
 pub(crate) async fn run_until(
     mut handler: FeedHandler,
     limit: Option<Duration>,
     mut on_trade: impl FnMut(&Trade) -> Result<bool, Failure>,
-) -> Result<(), Failure> {
+) -> Result<bool, Failure> {
     let (sender, mut trades) = mpsc::unbounded_channel::<Trade>();
     handler.on_trade(move |trade| {
         // The receiver is gone only while the command is stopping.
         let _ = sender.send(trade.clone());
     });
-    handler.on_error(|error| eprintln!("warning: {error}; reconnecting"));
     let mut running = handler
         .start()
         .await
@@ -127,19 +128,19 @@ pub(crate) async fn run_until(
     let outcome = loop {
         tokio::select! {
             trade = trades.recv() => {
-                let Some(trade) = trade else { break Ok(()) };
+                let Some(trade) = trade else { break Ok(false) };
                 match on_trade(&trade) {
                     Ok(true) => {}
-                    Ok(false) => break Ok(()),
+                    Ok(false) => break Ok(false),
                     Err(failure) => break Err(failure),
                 }
             }
             stopped = running.next_stopped() => match stopped {
                 Some(Err(error)) => break Err(Failure::failed(error.to_string())),
-                Some(Ok(())) | None => break Ok(()),
+                Some(Ok(())) | None => break Ok(false),
             },
-            () = &mut deadline => break Ok(()),
-            _ = &mut ctrl_c => break Ok(()),
+            () = &mut deadline => break Ok(false),
+            _ = &mut ctrl_c => break Ok(true),
         }
     };
     running.stop().await;

@@ -298,7 +298,19 @@ fn bad_arguments_exit_2_on_one_line() {
         ),
         (
             vec!["probe", "https://127.0.0.1/"],
-            "error: the following required arguments were not provided:",
+            "error: the following required arguments were not provided: --exchange <ID>",
+        ),
+        (
+            vec!["probe", "https://127.0.0.1:99999/", "--exchange", "binance"],
+            "error: URL port must be 1 to 65535: https://127.0.0.1:99999/",
+        ),
+        (
+            vec!["probe", "wss://127.0.0.1:0/", "--exchange", "binance"],
+            "error: URL port must be 1 to 65535: wss://127.0.0.1:0/",
+        ),
+        (
+            vec![],
+            "error: a command is required: demo, check, probe or stream",
         ),
     ] {
         let out = feedproxy(&args, &[]);

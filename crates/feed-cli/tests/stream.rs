@@ -235,7 +235,7 @@ fn invalid_arguments_exit_2() {
                 "--rest-url",
                 "ftp://x",
             ],
-            "error: ",
+            "error: binance: invalid base URL \"ftp://x\"",
         ),
         (
             vec!["stream", "--exchange", "kraken", "--symbol", "BTC-USDT"],

@@ -1,20 +1,58 @@
 //! Running the built `feedproxy` binary, and searching what it printed for a secret.
 #![allow(dead_code, unreachable_pub)] // each test file uses part of it
 
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 
-/// Runs `feedproxy args` with only `env` set: the developer's own CRYPTOFEED_PROXY_* must not
-/// leak in.
+/// How long one run may take before the test kills it (by PID) and fails: a hang is a failure,
+/// not a stuck suite.
+const RUN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs `feedproxy args` with only `env` set (the developer's own CRYPTOFEED_PROXY_* must not
+/// leak in), killing it and failing if it runs past the deadline.
 pub fn feedproxy(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_feedproxy"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_feedproxy"))
         .args(args)
         .env_clear()
         .envs(env.iter().copied())
-        .output()
-        .expect("run feedproxy")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run feedproxy");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stderr.read_to_end(&mut bytes);
+        bytes
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for feedproxy") {
+            break status;
+        }
+        if started.elapsed() > RUN_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("feedproxy {args:?} still running after {RUN_DEADLINE:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().expect("stdout reader"),
+        stderr: err_reader.join().expect("stderr reader"),
+    }
 }
 
 /// [`feedproxy`] on a blocking thread, so the test's own servers and proxies keep running.
