@@ -176,35 +176,25 @@ impl Feed for BinanceFeed {
 
     /// `GET {rest}/api/v3/exchangeInfo` (all symbols, weight 20).
     fn metadata_requests(&self) -> Vec<RestRequest> {
-        vec![RestRequest {
-            url: self.setup.metadata_url(),
-        }]
+        self.setup.metadata_requests()
     }
 
     /// Markets for the requested symbols, matched on `baseAsset-quoteAsset`; a requested
     /// symbol whose `status` is not `TRADING` fails with [`FeedError::NotTrading`]. Rows that
     /// were not requested are not checked beyond their assets.
     fn parse_metadata(&self, bodies: &[Bytes]) -> Result<Markets, FeedError> {
-        self.setup.require_symbols()?;
-        let body = json::single_body(EXCHANGE, bodies)?;
-        let body = json::parse_metadata_body(EXCHANGE, &self.setup.metadata_url(), body)?;
-        self.markets(&body)
+        self.markets(&self.setup.metadata_document(bodies)?)
     }
 
     /// One combined-stream URL per [`MAX_STREAMS_PER_URL`] symbols, streams in the order the
     /// symbols were given, no subscribe message.
     fn ws_endpoints(&self, markets: &Markets) -> Result<Vec<WsEndpoint>, FeedError> {
-        self.setup.require_symbols()?;
-        let mut streams = Vec::with_capacity(self.setup.symbols.len());
-        for symbol in &self.setup.symbols {
-            let market = markets
-                .by_symbol(symbol)
-                .ok_or_else(|| self.setup.unknown_symbol(symbol))?;
-            streams.push(format!(
-                "{}@aggTrade",
-                market.exchange_symbol.to_ascii_lowercase()
-            ));
-        }
+        let streams: Vec<String> = self
+            .setup
+            .exchange_symbols(markets)?
+            .into_iter()
+            .map(|symbol| format!("{}@aggTrade", symbol.to_ascii_lowercase()))
+            .collect();
         Ok(streams
             .chunks(MAX_STREAMS_PER_URL)
             .map(|chunk| WsEndpoint {

@@ -233,9 +233,7 @@ impl Feed for CoinbaseFeed {
 
     /// `GET {rest}/api/v3/brokerage/market/products` (public; see [`CoinbaseFeed`]).
     fn metadata_requests(&self) -> Vec<RestRequest> {
-        vec![RestRequest {
-            url: self.setup.metadata_url(),
-        }]
+        self.setup.metadata_requests()
     }
 
     /// Markets for the requested symbols among the spot products (`product_type` `SPOT`),
@@ -246,23 +244,13 @@ impl Feed for CoinbaseFeed {
     /// (`alias_to`) are not listed as products, so asking for them fails with
     /// [`FeedError::UnknownSymbol`].
     fn parse_metadata(&self, bodies: &[Bytes]) -> Result<Markets, FeedError> {
-        self.setup.require_symbols()?;
-        let body = json::single_body(EXCHANGE, bodies)?;
-        let body = json::parse_metadata_body(EXCHANGE, &self.setup.metadata_url(), body)?;
-        self.markets(&body)
+        self.markets(&self.setup.metadata_document(bodies)?)
     }
 
     /// One connection to the WebSocket base URL with one subscribe message per channel
     /// (`market_trades`, then `heartbeats`), as Coinbase requires within 5 s of connecting.
     fn ws_endpoints(&self, markets: &Markets) -> Result<Vec<WsEndpoint>, FeedError> {
-        self.setup.require_symbols()?;
-        let mut product_ids = Vec::with_capacity(self.setup.symbols.len());
-        for symbol in &self.setup.symbols {
-            let market = markets
-                .by_symbol(symbol)
-                .ok_or_else(|| self.setup.unknown_symbol(symbol))?;
-            product_ids.push(&*market.exchange_symbol);
-        }
+        let product_ids = self.setup.exchange_symbols(markets)?;
         let subscribe = ["market_trades", "heartbeats"]
             .into_iter()
             .map(|channel| {

@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use serde_json::Value;
+
 use crate::error::{FeedError, ParseError};
+use crate::feed::{Markets, RestRequest};
 use crate::json::{self, BaseUrlKind};
 
 #[derive(Debug, Clone)]
@@ -69,5 +73,38 @@ impl FeedSetup {
             exchange: self.exchange.to_string(),
             symbol: symbol.to_owned(),
         }
+    }
+
+    /// The one metadata request of a single-request feed: `GET` the metadata URL.
+    pub(crate) fn metadata_requests(&self) -> Vec<RestRequest> {
+        vec![RestRequest {
+            url: self.metadata_url(),
+        }]
+    }
+
+    /// The metadata document of a single-request feed: symbols were requested, exactly one
+    /// body came back, and it is JSON.
+    pub(crate) fn metadata_document(&self, bodies: &[Bytes]) -> Result<Value, FeedError> {
+        self.require_symbols()?;
+        let body = json::single_body(&self.exchange, bodies)?;
+        json::parse_metadata_body(&self.exchange, &self.metadata_url(), body)
+    }
+
+    /// The exchange's own symbol of every requested market, in the order the symbols were
+    /// given; a symbol `markets` lacks is [`FeedError::UnknownSymbol`].
+    pub(crate) fn exchange_symbols<'m>(
+        &self,
+        markets: &'m Markets,
+    ) -> Result<Vec<&'m str>, FeedError> {
+        self.require_symbols()?;
+        self.symbols
+            .iter()
+            .map(|symbol| {
+                markets
+                    .by_symbol(symbol)
+                    .map(|market| &*market.exchange_symbol)
+                    .ok_or_else(|| self.unknown_symbol(symbol))
+            })
+            .collect()
     }
 }

@@ -179,19 +179,15 @@ impl<D: ExchangeDescriptor> Feed for CcxtFeed<D> {
 
     /// `GET {rest}{markets_path}`.
     fn metadata_requests(&self) -> Vec<RestRequest> {
-        vec![RestRequest {
-            url: self.setup.metadata_url(),
-        }]
+        self.setup.metadata_requests()
     }
 
     /// Markets for the requested symbols among the spot markets the descriptor lists; a
     /// requested market that is not active fails with [`FeedError::NotTrading`], one that is
     /// not a listed spot market with [`FeedError::UnknownSymbol`].
     fn parse_metadata(&self, bodies: &[Bytes]) -> Result<Markets, FeedError> {
-        self.setup.require_symbols()?;
         let exchange = self.descriptor.id();
-        let body = json::single_body(exchange, bodies)?;
-        let body = json::parse_metadata_body(exchange, &self.setup.metadata_url(), body)?;
+        let body = self.setup.metadata_document(bodies)?;
         let metadata = |error| self.setup.metadata_error(error);
         let unified = self.descriptor.parse_markets(&body).map_err(metadata)?;
         let mut markets = Markets::new();
@@ -235,14 +231,7 @@ impl<D: ExchangeDescriptor> Feed for CcxtFeed<D> {
     /// One connection to the WebSocket base URL, with the descriptor's subscribe messages for
     /// the requested markets in the order the symbols were given.
     fn ws_endpoints(&self, markets: &Markets) -> Result<Vec<WsEndpoint>, FeedError> {
-        self.setup.require_symbols()?;
-        let mut market_ids = Vec::with_capacity(self.setup.symbols.len());
-        for symbol in &self.setup.symbols {
-            let market = markets
-                .by_symbol(symbol)
-                .ok_or_else(|| self.setup.unknown_symbol(symbol))?;
-            market_ids.push(&*market.exchange_symbol);
-        }
+        let market_ids = self.setup.exchange_symbols(markets)?;
         Ok(vec![WsEndpoint {
             url: self.setup.ws_url.clone(),
             subscribe: self.descriptor.subscribe_messages(&market_ids),
