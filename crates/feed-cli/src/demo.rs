@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use feed_handler::feed_conn::TlsOptions;
@@ -165,13 +167,25 @@ async fn demo(lab: &Lab, duration: Duration) -> Result<(), Failure> {
     );
     add_feeds(lab, &mut handler)?;
     let started = Instant::now();
-    let mut received: BTreeMap<String, u64> = BTreeMap::new();
-    let interrupted = run_until(handler, Some(duration), |trade| {
+    // Trades received per exchange, in `ExchangeKind::ALL` order (no lock on the trade path).
+    let counters: Arc<[AtomicU64; ExchangeKind::ALL.len()]> = Arc::default();
+    let counting = Arc::clone(&counters);
+    let interrupted = run_until(handler, Some(duration), move |trade| {
         out!("{}", text_line(trade));
-        *received.entry(trade.exchange.to_string()).or_default() += 1;
-        Ok(true)
+        if let Some(i) = ExchangeKind::ALL
+            .iter()
+            .position(|kind| kind.as_str() == &*trade.exchange)
+        {
+            counting[i].fetch_add(1, Ordering::Relaxed);
+        }
+        true
     })
     .await?;
+    let received: BTreeMap<String, u64> = ExchangeKind::ALL
+        .iter()
+        .zip(counters.iter())
+        .map(|(kind, n)| (kind.as_str().to_owned(), n.load(Ordering::Relaxed)))
+        .collect();
     let ran = started.elapsed();
     if interrupted {
         out!("interrupted");

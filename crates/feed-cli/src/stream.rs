@@ -2,6 +2,8 @@
 //! line (text or JSON), until `--count` trades, Ctrl-C, or the feed gives up.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use feed_handler::feed_conn::{HttpOptions, TlsOptions, WsOptions};
@@ -9,7 +11,7 @@ use feed_handler::{
     Backoff, BinanceFeed, CoinbaseFeed, Feed, FeedError, FeedHandler, HandlerOptions, Trade,
 };
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::output::out;
 use crate::{Failure, settings};
@@ -71,11 +73,16 @@ pub(crate) async fn run(args: Args) -> Result<(), Failure> {
         },
     );
     add(&mut handler, feed);
-    let mut printed = 0u64;
-    run_until(handler, None, |trade| {
-        print_trade(trade, args.json)?;
-        printed += 1;
-        Ok(args.count.is_none_or(|count| printed < count))
+    let printed = AtomicU64::new(0);
+    let (count, json) = (args.count, args.json);
+    run_until(handler, None, move |trade| {
+        let n = printed.fetch_add(1, Ordering::Relaxed) + 1;
+        // Trades that arrive while the streams are being stopped are not printed.
+        if count.is_some_and(|count| n > count) {
+            return false;
+        }
+        print_trade(trade, json);
+        count.is_none_or(|count| n < count)
     })
     .await
     .map(|_interrupted| ())
@@ -98,19 +105,23 @@ pub(crate) fn new_handler(tls: TlsOptions, backoff: Backoff) -> FeedHandler {
     })
 }
 
-/// Starts `handler` and hands each trade to `on_trade` (on this task, in arrival order) until it
-/// returns `Ok(false)`, `limit` passes, Ctrl-C (`Ok(true)`: interrupted), or a stream gives up
+/// Starts `handler` with `on_trade` as its trade callback (called on the stream tasks, so a
+/// slow stdout slows the reading and the socket pushes back: nothing queues up) until it
+/// returns `false`, `limit` passes, Ctrl-C (`Ok(true)`: interrupted), or a stream gives up
 /// (its error); then stops every stream cleanly. Recoverable connection errors are logged by
 /// the handler (`feedproxy::feed`, warn).
 pub(crate) async fn run_until(
     mut handler: FeedHandler,
     limit: Option<Duration>,
-    mut on_trade: impl FnMut(&Trade) -> Result<bool, Failure>,
+    on_trade: impl Fn(&Trade) -> bool + Send + Sync + 'static,
 ) -> Result<bool, Failure> {
-    let (sender, mut trades) = mpsc::unbounded_channel::<Trade>();
+    // A permit is kept if nobody waits yet, so an early "enough" is not lost.
+    let enough = Arc::new(Notify::new());
+    let signal = Arc::clone(&enough);
     handler.on_trade(move |trade| {
-        // The receiver is gone only while the command is stopping.
-        let _ = sender.send(trade.clone());
+        if !on_trade(trade) {
+            signal.notify_one();
+        }
     });
     let mut running = handler
         .start()
@@ -122,26 +133,14 @@ pub(crate) async fn run_until(
             None => std::future::pending().await,
         }
     };
-    tokio::pin!(deadline);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let outcome = loop {
-        tokio::select! {
-            trade = trades.recv() => {
-                let Some(trade) = trade else { break Ok(false) };
-                match on_trade(&trade) {
-                    Ok(true) => {}
-                    Ok(false) => break Ok(false),
-                    Err(failure) => break Err(failure),
-                }
-            }
-            stopped = running.next_stopped() => match stopped {
-                Some(Err(error)) => break Err(Failure::failed(error.to_string())),
-                Some(Ok(())) | None => break Ok(false),
-            },
-            () = &mut deadline => break Ok(false),
-            _ = &mut ctrl_c => break Ok(true),
-        }
+    let outcome = tokio::select! {
+        () = enough.notified() => Ok(false),
+        stopped = running.next_stopped() => match stopped {
+            Some(Err(error)) => Err(Failure::failed(error.to_string())),
+            Some(Ok(())) | None => Ok(false),
+        },
+        () = deadline => Ok(false),
+        _ = tokio::signal::ctrl_c() => Ok(true),
     };
     running.stop().await;
     outcome
@@ -216,9 +215,9 @@ struct TradeJson<'a> {
     timestamp: f64,
 }
 
-fn print_trade(trade: &Trade, json: bool) -> Result<(), Failure> {
+fn print_trade(trade: &Trade, json: bool) {
     if json {
-        let line = serde_json::to_string(&TradeJson {
+        let line = TradeJson {
             exchange: &trade.exchange,
             symbol: &trade.symbol,
             side: trade.side.as_str(),
@@ -226,13 +225,15 @@ fn print_trade(trade: &Trade, json: bool) -> Result<(), Failure> {
             price: trade.price.to_string(),
             id: &trade.id,
             timestamp: trade.timestamp.as_secs_f64(),
-        })
-        .map_err(|e| Failure::failed(format!("cannot encode JSON: {e}")))?;
-        out!("{line}");
+        };
+        // Strings and a finite number: encoding cannot fail, but say so if it ever does.
+        match serde_json::to_string(&line) {
+            Ok(line) => out!("{line}"),
+            Err(e) => eprintln!("error: cannot encode a trade as JSON: {e}"),
+        }
     } else {
         out!("{}", text_line(trade));
     }
-    Ok(())
 }
 
 /// `binance   BTC-USDT  buy   0.00120000 @ 65000.10  id 1001  t 1700000000.123456`

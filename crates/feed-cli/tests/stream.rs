@@ -291,3 +291,64 @@ fn an_invalid_proxy_setting_exits_2_before_any_connection() {
         "{stderr}"
     );
 }
+
+/// `feedproxy stream ... | head -1`: the reader goes away after one line; the next write ends
+/// the process quietly with exit 0 (no panic, no error line).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_pipe_ends_the_stream_with_exit_0() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let Trust {
+        ca,
+        ca_file,
+        dir: _dir,
+    } = Trust::new();
+    let options = FakeExchangeOptions::new()
+        .trades_per_connection(usize::MAX)
+        .interval(Some(Duration::from_millis(5)));
+    let mut fake = FakeExchange::start(&ca, ExchangeKind::Binance, options)
+        .await
+        .expect("fake exchange");
+    let (rest, ws) = (fake.rest_base_url(), fake.ws_base_url());
+    let (status, first, stderr) = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_feedproxy"))
+            .args(["stream", "--exchange", "binance", "--symbol", "BTC-USDT"])
+            .args(["--rest-url", &rest, "--ws-url", &ws, "--ca-file", &ca_file])
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run feedproxy");
+        let mut first = String::new();
+        {
+            let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+            reader.read_line(&mut first).expect("first line");
+        } // the pipe's read end is closed here
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("feedproxy kept running after its stdout closed: killed");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        let _ = child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr);
+        (status, first, stderr)
+    })
+    .await
+    .expect("runner thread");
+    assert!(first.starts_with("binance   BTC-USDT"), "{first}");
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    fake.shutdown().await;
+}
