@@ -161,14 +161,21 @@ impl Report {
         });
     }
 
-    fn failed(&mut self, stage: &'static str, detail: String, message: String) {
+    /// A failed stage: `reason` in its row (after `FAILED: `), `message` (the whole error) for
+    /// the error line.
+    fn failed(&mut self, stage: &'static str, reason: impl std::fmt::Display, message: String) {
         self.stages.push(Stage {
             stage,
             ok: false,
             millis: None,
-            detail,
+            detail: format!("FAILED: {reason}"),
         });
         self.error = Some(StageError { stage, message });
+    }
+
+    /// A failed stage whose row and error line say the same.
+    fn failed_with(&mut self, stage: &'static str, message: String) {
+        self.failed(stage, &message, message.clone());
     }
 }
 
@@ -272,7 +279,7 @@ async fn probe_http(
     let (proxy_tls, exchange_tls) = match (config(&[]), config(&[b"http/1.1"])) {
         (Ok(proxy), Ok(exchange)) => (proxy, exchange),
         (Err(e), _) | (_, Err(e)) => {
-            report.failed("tls", format!("FAILED: {e}"), e);
+            report.failed_with("tls", e);
             return;
         }
     };
@@ -292,19 +299,11 @@ async fn probe_http(
             } else {
                 "proxy-handshake"
             });
-            report.failed(
-                stage,
-                format!("FAILED: {}", error.kind()),
-                error.to_string(),
-            );
+            report.failed(stage, error.kind(), error.to_string());
             return;
         }
         (Ok(_), Some(stage)) => {
-            report.failed(
-                stage,
-                "FAILED: not timed".to_owned(),
-                "stage not timed".to_owned(),
-            );
+            report.failed(stage, "not timed", "stage not timed".to_owned());
             return;
         }
     };
@@ -321,12 +320,12 @@ async fn probe_http(
             }
             Ok(Err(e)) => {
                 let message = format!("TLS to the exchange failed: {e}");
-                report.failed("tls", format!("FAILED: {message}"), message);
+                report.failed_with("tls", message);
                 return;
             }
             Err(_) => {
                 let message = format!("TLS to the exchange timed out after {}s", limit.as_secs());
-                report.failed("tls", format!("FAILED: {message}"), message);
+                report.failed_with("tls", message);
                 return;
             }
         }
@@ -346,10 +345,10 @@ async fn probe_http(
             .trim_end()
             .to_owned(),
         ),
-        Ok(Err(message)) => report.failed("http", format!("FAILED: {message}"), message),
+        Ok(Err(message)) => report.failed_with("http", message),
         Err(_) => {
             let message = format!("no HTTP response within {}s", limit.as_secs());
-            report.failed("http", format!("FAILED: {message}"), message);
+            report.failed_with("http", message);
         }
     }
 }
@@ -426,7 +425,7 @@ async fn probe_ws(
                 Some(tunnel) => tunnel.kind().to_string(),
                 None => error.kind().to_string(),
             };
-            report.failed(stage, format!("FAILED: {detail}"), error.to_string());
+            report.failed(stage, &detail, error.to_string());
             return Ok(());
         }
     };
@@ -445,18 +444,14 @@ async fn probe_ws(
         Ok(Ok(Some(Message::Close { code, .. }))) => {
             let code = code.map_or_else(|| "no code".to_owned(), |c| c.to_string());
             let message = format!("the server closed the stream ({code}) before any message");
-            report.failed("first-message", format!("FAILED: {message}"), message);
+            report.failed_with("first-message", message);
         }
         Ok(Ok(None)) => {
             let message = "the server closed the stream before any message".to_owned();
-            report.failed("first-message", format!("FAILED: {message}"), message);
+            report.failed_with("first-message", message);
         }
         Ok(Err(error)) => {
-            report.failed(
-                "first-message",
-                format!("FAILED: {}", error.kind()),
-                error.to_string(),
-            );
+            report.failed("first-message", error.kind(), error.to_string());
         }
         Err(_) => report.passed(
             "first-message",
