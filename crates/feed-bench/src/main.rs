@@ -24,6 +24,9 @@ Usage: feed-bench [--quick] [--only NAME]...
   --quick      fewer pairs and shorter arms (a smoke run; figures are noisier)
   --only NAME  run only this benchmark group (repeatable): route, tunnel, wrapper,
                disabled, handshake, cpu
+  --profile ARM SIZE
+               no table: run one read-loop arm (bare, wsstream, wsconn) with SIZE-byte
+               messages for about 5 s, for a profiler (`perf record -p`); prints msg/s
   -h, --help   print this help
 ";
 
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         only: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
+    let mut profile: Option<(String, usize)> = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
@@ -61,6 +65,18 @@ fn main() -> ExitCode {
                 Some(group) if GROUPS.contains(&group.as_str()) => options.only.push(group),
                 other => {
                     eprintln!("error: --only takes one of {GROUPS:?}, got {other:?}\n\n{HELP}");
+                    return ExitCode::from(2);
+                }
+            },
+            "--profile" => match (args.next(), args.next().and_then(|s| s.parse().ok())) {
+                (Some(arm), Some(size)) if throughput::PROFILE_ARMS.contains(&arm.as_str()) => {
+                    profile = Some((arm, size));
+                }
+                _ => {
+                    eprintln!(
+                        "error: --profile takes an arm of {:?} and a size in bytes\n\n{HELP}",
+                        throughput::PROFILE_ARMS
+                    );
                     return ExitCode::from(2);
                 }
             },
@@ -75,6 +91,18 @@ fn main() -> ExitCode {
         }
     }
 
+    if let Some((arm, size)) = profile {
+        return match throughput::Rig::start().and_then(|rig| rig.profile(&arm, size)) {
+            Ok(rate) => {
+                println!("{arm} {size} B: {rate:.0} msg/s");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("feed-bench: the profile arm failed: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut table = Table::default();
     if options.wants("route") {
         eprintln!("feed-bench: route lookup");

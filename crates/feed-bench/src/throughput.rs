@@ -48,6 +48,9 @@ fn stop_timer((started, allocs): (Instant, u64), count: usize) -> f64 {
     LAST_ALLOCS.set((allocations() - allocs) as f64 / count as f64);
     count as f64 / elapsed
 }
+/// The arms `--profile` can run.
+pub(crate) const PROFILE_ARMS: [&str; 3] = ["bare", "wsstream", "wsconn"];
+
 const SIZES: [usize; 3] = [64, 1024, 16 * 1024];
 
 /// The runtimes, the CA, the WSS server and the undelayed relays.
@@ -254,6 +257,27 @@ impl Rig {
             });
         }
         Ok(())
+    }
+
+    /// One read-loop arm run for about 5 s (for a profiler): the arm's median messages/s.
+    pub(crate) fn profile(&self, arm: &str, size: usize) -> io::Result<f64> {
+        let direct = Arm {
+            name: "WsStream",
+            url_base: format!("wss://{}", self.blaster.addr()),
+            route: Route::Direct,
+        };
+        let run = |count| match arm {
+            "bare" => self.bare_rate(size, count),
+            "wsconn" => self.ws_conn_rate(size, count, WsConnKind::WithCallback),
+            _ => self.proxy_ws_rate(&direct, size, count),
+        };
+        let count = ((run(200_000.min(64 * 1024 * 1024 / size.max(1)))? * 0.5) as usize).max(200);
+        let started = Instant::now();
+        let mut rates = Vec::new();
+        while started.elapsed() < Duration::from_secs(5) {
+            rates.push(run(count)?);
+        }
+        Ok(median(&rates))
     }
 
     /// Item 8: `WsConn` with a disabled proxy system installed divided by `WsConn` with no proxy

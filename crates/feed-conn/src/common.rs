@@ -74,7 +74,9 @@ pub enum RawKind<'a> {
 pub struct RawData<'a> {
     /// The connection.
     pub conn_id: &'a ConnId,
-    /// When it happened (wall clock).
+    /// When it happened (wall clock). WebSocket messages that arrived in one socket read share
+    /// one reading, taken when the first of them was handed out (the clock is read once per
+    /// read, not per message).
     pub timestamp: SystemTime,
     /// What happened.
     pub kind: RawKind<'a>,
@@ -174,7 +176,8 @@ pub struct ConnStats {
     pub sent: u64,
     /// Messages received (WebSocket data messages; HTTP responses).
     pub received: u64,
-    /// When the last message was received, if any.
+    /// When the last message was received, if any (for WebSocket: the clock reading of the
+    /// socket read that brought it, see [`RawData::timestamp`]).
     pub last_message: Option<SystemTime>,
     /// How many times the connection opened (a reopened WebSocket counts again).
     pub opens: u64,
@@ -226,14 +229,16 @@ impl Tap {
         }
     }
 
-    pub(crate) fn received(&self, data: &[u8]) {
-        let now = SystemTime::now();
+    /// A message received at `now` (the caller's clock reading, see [`received_now`]).
+    pub(crate) fn received(&self, data: &[u8], now: ReceivedAt) {
         self.received.fetch_add(1, Ordering::Relaxed);
-        let nanos = now.duration_since(UNIX_EPOCH).map_or(1, |d| {
-            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
-        });
-        self.last_message.store(nanos, Ordering::Relaxed);
-        self.call(RawKind::Received(data), now);
+        if now.fresh {
+            let nanos = now.time.duration_since(UNIX_EPOCH).map_or(1, |d| {
+                u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+            });
+            self.last_message.store(nanos, Ordering::Relaxed);
+        }
+        self.call(RawKind::Received(data), now.time);
     }
 
     fn call(&self, kind: RawKind<'_>, timestamp: SystemTime) {
@@ -254,6 +259,22 @@ impl Tap {
             last_message: (last != 0).then(|| UNIX_EPOCH + Duration::from_nanos(last)),
             opens: self.opens.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// When a message arrived, and whether that clock reading is new (`last_message` is stored only
+/// when it is).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReceivedAt {
+    pub(crate) time: SystemTime,
+    pub(crate) fresh: bool,
+}
+
+/// A message received now: reads the clock.
+pub(crate) fn received_now() -> ReceivedAt {
+    ReceivedAt {
+        time: SystemTime::now(),
+        fresh: true,
     }
 }
 

@@ -10,7 +10,7 @@ use proxy_resolve::{Resolver, Route, Transport};
 use proxy_tunnel::redact_url;
 use std::sync::Mutex;
 
-use crate::common::{ConnId, ConnOptions, ConnStats, RouteSource, Tap, log_open};
+use crate::common::{ConnId, ConnOptions, ConnStats, RouteSource, Tap, log_open, received_now};
 use crate::error::ConnError;
 
 /// How a request answered `429 Too Many Requests` is retried.
@@ -269,7 +269,7 @@ impl HttpConn {
                 conn_id: tap.id.clone(),
                 source: Box::new(source),
             })?;
-            tap.received(&response.body);
+            tap.received(&response.body, received_now());
             if response.status.is_success() {
                 return Ok(response.body);
             }

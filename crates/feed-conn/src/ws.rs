@@ -12,7 +12,7 @@ use proxy_resolve::{Route, Transport};
 use proxy_tunnel::redact_url;
 use proxy_ws::{Message, WsOptions, WsStream};
 
-use crate::common::{ConnId, ConnOptions, ConnStats, Tap, log_open};
+use crate::common::{ConnId, ConnOptions, ConnStats, ReceivedAt, Tap, log_open, received_now};
 use crate::error::{AuthError, ConnError};
 
 /// How long [`WsConn::close`] waits to send its close frame.
@@ -99,6 +99,9 @@ pub struct WsConn {
     options: WsConnOptions,
     stream: Option<WsStream>,
     route: Option<Route>,
+    /// The stream's socket-read count when the clock was last read, and that reading: messages
+    /// that came in the same read share it, so the clock is read once per read, not per message.
+    clock: Option<(u64, std::time::SystemTime)>,
 }
 
 impl fmt::Debug for WsConn {
@@ -131,6 +134,7 @@ impl WsConn {
             options,
             stream: None,
             route: None,
+            clock: None,
         })
     }
 
@@ -195,6 +199,8 @@ impl WsConn {
         log_open(&self.tap.id, &self.exchange, Transport::WebSocket, &route);
         self.tap.opened(&request.url);
         self.stream = Some(stream);
+        // A new stream counts its reads from zero.
+        self.clock = None;
         for index in 0..self.options.subscription.len() {
             let message = self.options.subscription[index].clone();
             self.write(&message).await?;
@@ -231,7 +237,16 @@ impl WsConn {
         };
         match stream.next_message().await {
             Ok(Some(Message::Text(bytes) | Message::Binary(bytes))) => {
-                self.tap.received(&bytes);
+                let reads = stream.socket_reads();
+                let at = match self.clock {
+                    Some((seen, time)) if seen == reads => ReceivedAt { time, fresh: false },
+                    _ => {
+                        let now = received_now();
+                        self.clock = Some((reads, now.time));
+                        now
+                    }
+                };
+                self.tap.received(&bytes, at);
                 Ok(Some(bytes))
             }
             Ok(Some(Message::Close { code, reason })) => {

@@ -384,3 +384,50 @@ async fn a_failing_proxy_is_an_error_never_a_direct_connection() {
     assert!(server.connections().is_empty(), "nothing went direct");
     assert_eq!(conn.stats().opens, 0);
 }
+
+/// Received timestamps come from the clock once per socket read: messages sent apart get
+/// readings of their own, a burst shares readings, every reading lies between the open and the
+/// last read, and `last_message` is the last message's reading.
+#[tokio::test]
+async fn received_timestamps_are_read_once_per_socket_read() {
+    for (count, interval) in [(4, Some(Duration::from_millis(50))), (200, None)] {
+        let ca = TestCa::new();
+        let server = WssServer::start(&ca, WssOptions::new().stream(count, interval).echo(false))
+            .await
+            .expect("wss");
+        let stamps = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&stamps);
+        let conn_options = ConnOptions::default().with_raw_callback(move |raw| {
+            if let RawKind::Received(_) = raw.kind {
+                sink.lock().expect("lock").push(raw.timestamp);
+            }
+        });
+        let before = std::time::SystemTime::now();
+        let mut conn = ws_conn("clock", "binance", &server.url("/"), &ca, conn_options);
+        tokio::time::timeout(DEADLINE, conn.open())
+            .await
+            .expect("in time")
+            .expect("open");
+        for n in 1..=count {
+            let message = tokio::time::timeout(DEADLINE, conn.next())
+                .await
+                .expect("in time")
+                .expect("read")
+                .expect("a message");
+            assert_eq!(message, numbered(n).as_bytes());
+        }
+        let after = std::time::SystemTime::now();
+        let stamps = stamps.lock().expect("lock").clone();
+        assert_eq!(stamps.len(), count);
+        assert!(
+            stamps.windows(2).all(|w| w[0] <= w[1]),
+            "in order: {stamps:?}"
+        );
+        assert!(stamps.iter().all(|t| before <= *t && *t <= after));
+        assert_eq!(conn.stats().last_message, stamps.last().copied());
+        if interval.is_some() {
+            // Each message came in a read of its own while the client waited for it.
+            assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+        }
+    }
+}

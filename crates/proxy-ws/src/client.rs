@@ -3,11 +3,12 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use fastwebsockets::{FragmentCollector, Frame, OpCode, Payload, Role, WebSocket, WebSocketError};
+use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket, WebSocketError};
 use proxy_resolve::{Route, Transport};
 use proxy_tunnel::{
     ConnectTimings, TargetStream, TlsOptions, TunnelConnector, TunnelStream, redact_url,
@@ -93,7 +94,14 @@ impl Message {
 
 /// An open WebSocket.
 pub struct WsStream {
-    ws: FragmentCollector<Prefixed<TargetStream>>,
+    // Not fastwebsockets' FragmentCollector: its per-frame moves cost a third of the read rate at
+    // 64 B (docs/performance.md); an unfragmented message, the common case, is handed out as the
+    // frame's own bytes, and fragments are collected in `partial`.
+    ws: WebSocket<Prefixed<TargetStream>>,
+    /// A fragmented message being reassembled: whether it is text, and the bytes so far.
+    partial: Option<(bool, BytesMut)>,
+    /// Socket reads that returned data, counted by the stream under `ws`.
+    reads: Arc<AtomicU64>,
     subprotocol: Option<String>,
     idle_timeout: Option<Duration>,
     max_message_size: usize,
@@ -186,12 +194,15 @@ pub async fn connect_timed(
         Ok(result) => result.map_err(&fail)?,
         Err(_) => return Err(fail(WsErrorKind::HandshakeTimeout(limit))),
     };
+    let reads = Arc::clone(&stream.reads);
     let mut ws = WebSocket::after_handshake(stream, Role::Client);
     ws.set_auto_pong(true);
     ws.set_auto_close(true);
     ws.set_max_message_size(options.max_message_size);
     Ok(WsStream {
-        ws: FragmentCollector::new(ws),
+        ws,
+        partial: None,
+        reads,
         subprotocol,
         idle_timeout: options.idle_timeout,
         max_message_size: options.max_message_size,
@@ -283,10 +294,52 @@ impl WsStream {
             };
             let frame = frame.map_err(|e| self.frame_error(e))?;
             match frame.opcode {
-                OpCode::Text => return Ok(Some(Message::Text(payload_bytes(frame.payload)))),
-                OpCode::Binary => return Ok(Some(Message::Binary(payload_bytes(frame.payload)))),
+                OpCode::Text | OpCode::Binary if frame.fin && self.partial.is_none() => {
+                    let bytes = payload_bytes(frame.payload);
+                    return Ok(Some(if frame.opcode == OpCode::Text {
+                        Message::Text(bytes)
+                    } else {
+                        Message::Binary(bytes)
+                    }));
+                }
+                OpCode::Text | OpCode::Binary if self.partial.is_none() => {
+                    // The first fragment; fastwebsockets checks UTF-8 of final frames only, so
+                    // the whole text is checked once it is complete.
+                    let text = frame.opcode == OpCode::Text;
+                    self.partial = Some((text, BytesMut::from(&frame.payload[..])));
+                }
+                // A new message while a fragmented one is unfinished.
+                OpCode::Text | OpCode::Binary => {
+                    return Err(self.frame_error(WebSocketError::InvalidFragment));
+                }
+                OpCode::Continuation => {
+                    let Some((text, collected)) = self.partial.as_mut() else {
+                        return Err(self.frame_error(WebSocketError::InvalidContinuationFrame));
+                    };
+                    if collected.len().saturating_add(frame.payload.len()) >= self.max_message_size
+                    {
+                        return Err(self.frame_error(WebSocketError::FrameTooLarge));
+                    }
+                    collected.extend_from_slice(&frame.payload);
+                    if frame.fin {
+                        let text = *text;
+                        let bytes = self
+                            .partial
+                            .take()
+                            .map(|(_, collected)| collected.freeze())
+                            .unwrap_or_default();
+                        if !text {
+                            return Ok(Some(Message::Binary(bytes)));
+                        }
+                        if std::str::from_utf8(&bytes).is_err() {
+                            return Err(self.frame_error(WebSocketError::InvalidUTF8));
+                        }
+                        return Ok(Some(Message::Text(bytes)));
+                    }
+                }
                 OpCode::Close => {
                     self.closed = true;
+                    self.partial = None;
                     let payload: &[u8] = &frame.payload;
                     let (code, reason) = match payload {
                         [hi, lo, rest @ ..] => (
@@ -297,7 +350,7 @@ impl WsStream {
                     };
                     return Ok(Some(Message::Close { code, reason }));
                 }
-                OpCode::Ping | OpCode::Pong | OpCode::Continuation => continue,
+                OpCode::Ping | OpCode::Pong => continue,
             }
         }
     }
@@ -332,6 +385,13 @@ impl WsStream {
     /// The subprotocol the server chose.
     pub fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
+    }
+
+    /// How many reads from the connection have returned data so far. Messages returned with no
+    /// change in between arrived in the same read (a caller that timestamps messages can read
+    /// the clock once per read instead of once per message).
+    pub fn socket_reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     async fn write(&mut self, frame: Frame<'_>) -> Result<(), WsError> {
@@ -437,15 +497,21 @@ impl Target {
     }
 }
 
-/// A stream that first yields bytes already read (frames that arrived with the upgrade answer).
+/// A stream that first yields bytes already read (frames that arrived with the upgrade answer),
+/// and counts the reads that returned data.
 pub(crate) struct Prefixed<S> {
     prefix: Bytes,
     inner: S,
+    reads: Arc<AtomicU64>,
 }
 
 impl<S> Prefixed<S> {
     fn new(prefix: Bytes, inner: S) -> Self {
-        Self { prefix, inner }
+        Self {
+            prefix,
+            inner,
+            reads: Arc::new(AtomicU64::new(0)),
+        }
     }
 }
 
@@ -460,9 +526,15 @@ impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
             let n = this.prefix.len().min(buf.remaining());
             buf.put_slice(&this.prefix[..n]);
             this.prefix.advance(n);
+            this.reads.fetch_add(1, Ordering::Relaxed);
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.reads.fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 }
 

@@ -435,6 +435,127 @@ async fn message_over_the_limit_fails_cleanly() {
     );
 }
 
+/// An unmasked server frame: FIN bit, opcode, payload (length up to 65535).
+fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![if fin { 0x80 } else { 0 } | opcode];
+    match u16::try_from(payload.len()) {
+        Ok(len) if len < 126 => bytes.push(len as u8),
+        Ok(len) => {
+            bytes.push(126);
+            bytes.extend_from_slice(&len.to_be_bytes());
+        }
+        Err(_) => panic!("test frames stay under 64 KiB"),
+    }
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+const TEXT: u8 = 0x1;
+const BINARY: u8 = 0x2;
+const CONTINUATION: u8 = 0x0;
+const PING: u8 = 0x9;
+
+/// Connects to a server that sends `frames` verbatim and returns the first read's result.
+async fn first_read(
+    frames: Vec<Vec<u8>>,
+    max_message_size: Option<usize>,
+) -> Result<Message, String> {
+    let ca = TestCa::new();
+    let script = frames.into_iter().map(ServerMessage::Raw).collect();
+    let server = WssServer::start(&ca, WssOptions::new().messages(script))
+        .await
+        .expect("wss");
+    let mut client = options(&ca);
+    if let Some(limit) = max_message_size {
+        client.max_message_size = limit;
+    }
+    let mut ws = connect(&server.url("/"), Route::Direct, "binance", &client)
+        .await
+        .expect("connect");
+    match tokio::time::timeout(DEADLINE, ws.next_message())
+        .await
+        .expect("in time")
+    {
+        Ok(Some(message)) => Ok(message),
+        Ok(None) => Err("closed".to_owned()),
+        Err(err) => Err(format!("{:?}: {err}", err.kind())),
+    }
+}
+
+/// Fragments are reassembled with control frames between them; a UTF-8 character split across
+/// fragments is fine; a binary message in fragments stays binary.
+#[tokio::test]
+async fn fragments_are_reassembled_around_control_frames() {
+    let euro = "price \u{20ac}42".as_bytes();
+    let message = first_read(
+        vec![
+            frame(false, TEXT, &euro[..7]),
+            frame(true, PING, b"mid-message"),
+            frame(false, CONTINUATION, &euro[7..8]),
+            frame(true, CONTINUATION, &euro[8..]),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(message, Ok(Message::Text(euro.to_vec().into())));
+
+    let message = first_read(
+        vec![
+            frame(false, BINARY, &[0xff, 0x00]),
+            frame(true, CONTINUATION, &[0xfe]),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(message, Ok(Message::Binary(vec![0xff, 0x00, 0xfe].into())));
+}
+
+/// Broken fragment sequences and invalid text in fragments are protocol errors, and a
+/// reassembled message over the limit is `MessageTooLarge` although each frame is under it.
+#[tokio::test]
+async fn broken_fragments_are_typed_errors() {
+    /// Name, frames, size limit, the error kind's Debug prefix.
+    type Case = (&'static str, Vec<Vec<u8>>, Option<usize>, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "continuation without a first frame",
+            vec![frame(true, CONTINUATION, b"x")],
+            None,
+            "Protocol",
+        ),
+        (
+            "a new message inside a fragmented one",
+            vec![frame(false, TEXT, b"a"), frame(true, TEXT, b"b")],
+            None,
+            "Protocol",
+        ),
+        (
+            "invalid UTF-8 across fragments",
+            vec![
+                frame(false, TEXT, &[0xe2, 0x82]),
+                frame(true, CONTINUATION, b"x"),
+            ],
+            None,
+            "Protocol",
+        ),
+        (
+            "fragments over the limit",
+            vec![
+                frame(false, BINARY, &[1; 600]),
+                frame(false, CONTINUATION, &[2; 600]),
+                frame(true, CONTINUATION, &[3; 600]),
+            ],
+            Some(1024),
+            "MessageTooLarge(1024)",
+        ),
+    ];
+    for (name, frames, limit, kind) in cases {
+        let result = first_read(frames, limit).await;
+        let err = result.expect_err(name);
+        assert!(err.starts_with(kind), "{name}: {err}");
+    }
+}
+
 #[tokio::test]
 async fn idle_timeout_fires() {
     let ca = TestCa::new();
