@@ -18,7 +18,7 @@ use crate::relay::{Mode, Relay};
 #[cfg(feature = "socks")]
 use crate::relay::{PASSWORD, USER};
 use crate::stats::median;
-use crate::table::{Row, Table, verdict};
+use crate::table::{Row, Table, Verdict, verdict};
 use crate::throughput::{Arm, EXCHANGE, Rig, proxy_route};
 
 const D: Duration = Duration::from_millis(20);
@@ -26,6 +26,8 @@ const D: Duration = Duration::from_millis(20);
 struct Case {
     arm: Arm,
     flights: u32,
+    /// Optimistic SOCKS5 (greeting, user/pass and request in one write).
+    optimistic: bool,
     _relay: Relay,
 }
 
@@ -49,6 +51,7 @@ fn case(rig: &Rig, mode: Mode, name: &'static str, scheme: &str, flights: u32) -
     Ok(Case {
         arm,
         flights,
+        optimistic: false,
         _relay: relay,
     })
 }
@@ -99,12 +102,22 @@ pub(crate) fn run(rig: &Rig, options: &Options, table: &mut Table) -> io::Result
             5,
         )?);
         cases.push(case(rig, Mode::Socks4, "SOCKS4", "socks4://ADDR", 3)?);
+        // Optimistic: the three SOCKS5 messages leave together, their answers come back together.
+        let mut optimistic = case(
+            rig,
+            Mode::Socks5 { auth: true },
+            "SOCKS5+auth optimistic",
+            &format!("socks5://{USER}:{PASSWORD}@ADDR"),
+            3,
+        )?;
+        optimistic.optimistic = true;
+        cases.push(optimistic);
     }
     for case in &cases {
-        connect_time(rig, &case.arm)?;
+        connect_time(rig, case)?;
     }
     let times = rig.interleave(options, cases.len(), |index| {
-        connect_time(rig, &cases[index].arm)
+        connect_time(rig, &cases[index])
     })?;
     for (case, times) in cases.iter().zip(&times) {
         let minimum = D.as_secs_f64() * f64::from(case.flights);
@@ -123,14 +136,41 @@ pub(crate) fn run(rig: &Rig, options: &Options, table: &mut Table) -> io::Result
             verdict: verdict(ratio <= 1.05),
         });
     }
+    let position = |name: &str| cases.iter().position(|case| case.arm.name == name);
+    if let (Some(normal), Some(optimistic)) =
+        (position("SOCKS5+auth"), position("SOCKS5+auth optimistic"))
+    {
+        let ratios: Vec<f64> = times[optimistic]
+            .iter()
+            .zip(&times[normal])
+            .map(|(o, n)| o / n)
+            .collect();
+        table.push(Row {
+            bench: "handshake round trips".to_owned(),
+            arms: "SOCKS5+auth optimistic / normal".to_owned(),
+            figure: format!(
+                "{:.1} ms vs {:.1} ms",
+                median(&times[optimistic]) * 1e3,
+                median(&times[normal]) * 1e3
+            ),
+            ratio: Some(median(&ratios)),
+            bar: "(report; 3/5 flights = 0.60)".to_owned(),
+            verdict: Verdict::Report,
+        });
+    }
     Ok(())
 }
 
 /// Seconds from calling `proxy_ws::connect` to holding an open WebSocket.
-fn connect_time(rig: &Rig, arm: &Arm) -> io::Result<f64> {
+fn connect_time(rig: &Rig, case: &Case) -> io::Result<f64> {
+    let arm = &case.arm;
+    let options = proxy_ws::WsOptions {
+        socks5_optimistic: case.optimistic,
+        ..rig.ws_options.clone()
+    };
     rig.client.block_on(async {
         let started = Instant::now();
-        let ws = proxy_ws::connect(&arm.url(0, 0), arm.route.clone(), EXCHANGE, &rig.ws_options)
+        let ws = proxy_ws::connect(&arm.url(0, 0), arm.route.clone(), EXCHANGE, &options)
             .await
             .map_err(|e| io::Error::other(e.to_string()))?;
         let elapsed = started.elapsed().as_secs_f64();

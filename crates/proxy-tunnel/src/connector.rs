@@ -57,6 +57,7 @@ struct Inner {
     transport: Transport,
     proxy_tls: Option<Arc<ClientConfig>>,
     direct_timeout: Duration,
+    socks5_optimistic: bool,
 }
 
 impl TunnelConnector {
@@ -71,6 +72,7 @@ impl TunnelConnector {
                 transport,
                 proxy_tls: None,
                 direct_timeout: DEFAULT_DIRECT_TIMEOUT,
+                socks5_optimistic: false,
             }),
         }
     }
@@ -86,6 +88,16 @@ impl TunnelConnector {
     #[must_use]
     pub fn with_direct_timeout(self, timeout: Duration) -> Self {
         self.map(|inner| inner.direct_timeout = timeout)
+    }
+
+    /// Optimistic SOCKS5 (off by default): the greeting, the username/password and the connect
+    /// request leave in one write, without waiting for each answer, so the handshake takes one
+    /// round trip to the proxy instead of two (three with a password). Only for proxies known to
+    /// take it: RFC 1928 does not promise that a server reads ahead, and the credentials go out
+    /// before the proxy has said which method it wants. Other schemes ignore it.
+    #[must_use]
+    pub fn with_socks5_optimistic(self, optimistic: bool) -> Self {
+        self.map(|inner| inner.socks5_optimistic = optimistic)
     }
 
     fn map(mut self, f: impl FnOnce(&mut Inner)) -> Self {
@@ -222,7 +234,12 @@ impl TunnelConnector {
         let proxy_uri: Uri = format!("http://{}", url.authority()).parse().map_err(|_| {
             TunnelErrorKind::ProxyHandshake("proxy address is not a valid URI".to_owned())
         })?;
-        let (recorder, answer) = Recorder::new(stream);
+        let (mut recorder, answer) = Recorder::new(stream);
+        let optimistic = self.inner.socks5_optimistic
+            && matches!(url.scheme(), ProxyScheme::Socks5 | ProxyScheme::Socks5h);
+        if optimistic {
+            recorder = recorder.coalesce_writes();
+        }
         let io = TokioIo::new(recorder);
         let credentials = url.has_credentials();
         let result = match url.scheme() {
@@ -326,7 +343,9 @@ impl TunnelConnector {
                 } else {
                     host.to_owned()
                 };
-                let mut socks = SocksV5::new(proxy_uri, Ready::new(io)).local_dns(false);
+                let mut socks = SocksV5::new(proxy_uri, Ready::new(io))
+                    .local_dns(false)
+                    .send_optimistically(self.inner.socks5_optimistic);
                 if let Some(user) = url.username() {
                     let password = url.password().map_or("", |p| p.expose());
                     socks = socks.with_auth(user.expose().to_owned(), password.to_owned());

@@ -38,6 +38,9 @@ impl Answer {
 pub(crate) struct Recorder<S> {
     inner: S,
     answer: Answer,
+    /// Coalescing on: writes wait here until the next read or flush, so messages written one
+    /// after another without waiting for an answer leave in one write.
+    pending: Option<Vec<u8>>,
 }
 
 impl<S> Recorder<S> {
@@ -47,23 +50,52 @@ impl<S> Recorder<S> {
             Self {
                 inner,
                 answer: answer.clone(),
+                pending: None,
             },
             answer,
         )
     }
 
+    /// Holds writes back until the next read or flush (the optimistic SOCKS5 handshake).
+    pub(crate) fn coalesce_writes(mut self) -> Self {
+        self.pending = Some(Vec::new());
+        self
+    }
+
+    /// The stream. Every write has left by then: the handshake ends with a read.
     pub(crate) fn into_inner(self) -> S {
         self.inner
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Recorder<S> {
+impl<S: AsyncWrite + Unpin> Recorder<S> {
+    /// Writes out what coalescing held back.
+    fn poll_send_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(pending) = self.pending.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        while !pending.is_empty() {
+            match Pin::new(&mut self.inner).poll_write(cx, pending) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    pending.drain(..n);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Recorder<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        std::task::ready!(this.poll_send_pending(cx))?;
         let before = buf.filled().len();
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = result {
@@ -79,11 +111,20 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Recorder<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        match this.pending.as_mut() {
+            Some(pending) => {
+                pending.extend_from_slice(buf);
+                Poll::Ready(Ok(buf.len()))
+            }
+            None => Pin::new(&mut this.inner).poll_write(cx, buf),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_send_pending(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -729,3 +729,97 @@ fn tls_options_load_ca_files_and_reject_bad_input() {
         ),
     }
 }
+
+/// A SOCKS5 proxy written out step by step: it answers user/pass and connect without checking
+/// them, relays to `target`, and reports the bytes of its first read from the client.
+#[cfg(feature = "socks")]
+async fn scripted_socks5(
+    target: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Receiver<Vec<u8>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (first_read, report) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let Ok((mut client, _)) = listener.accept().await else {
+            return;
+        };
+        let mut buf = vec![0u8; 1024];
+        let Ok(n) = client.read(&mut buf).await else {
+            return;
+        };
+        let mut seen = buf[..n].to_vec();
+        let _ = first_read.send(seen.clone());
+        // Greeting (3) + auth (3 + user + password) + request (10 for IPv4): read the rest, if
+        // the client waited for answers, as it goes.
+        let auth_len = 3 + USER.len() + PASSWORD.len();
+        let mut answered = 0;
+        loop {
+            let needed = [3, 3 + auth_len, 3 + auth_len + 10];
+            while answered < 3 && seen.len() >= needed[answered] {
+                let reply: &[u8] = match answered {
+                    0 => &[0x05, 0x02],
+                    1 => &[0x01, 0x00],
+                    _ => &[0x05, 0x00, 0x00, 0x01, 127, 0, 0, 1, 0, 0],
+                };
+                if client.write_all(reply).await.is_err() {
+                    return;
+                }
+                answered += 1;
+            }
+            if answered == 3 {
+                break;
+            }
+            match client.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+            return;
+        };
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    });
+    (addr, report)
+}
+
+/// Optimistic SOCKS5 sends greeting, user/pass and the connect request in one write (the
+/// proxy's first read holds all three), and the tunnel then works; the default mode sends the
+/// greeting alone and waits for the answer.
+#[cfg(feature = "socks")]
+#[tokio::test]
+async fn optimistic_socks5_sends_the_whole_handshake_in_one_write() {
+    let t = target().await;
+    let port = t.server.port();
+    let mut request = vec![0x05, 0x01, 0x00, 0x01, 127, 0, 0, 1];
+    request.extend_from_slice(&port.to_be_bytes());
+    let mut auth = vec![0x01, USER.len() as u8];
+    auth.extend_from_slice(USER.as_bytes());
+    auth.push(PASSWORD.len() as u8);
+    auth.extend_from_slice(PASSWORD.as_bytes());
+    let greeting = vec![0x05, 0x01, 0x02];
+
+    for optimistic in [true, false] {
+        let (proxy, first_read) = scripted_socks5(t.server.addr()).await;
+        let url = format!("socks5://{}:{}@{proxy}", enc(USER), enc(PASSWORD));
+        let connector = connector(route(&url, 5), &t.ca).with_socks5_optimistic(optimistic);
+        let status = get_through(&connector, &t, "127.0.0.1")
+            .await
+            .expect("tunnel");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let first = tokio::time::timeout(DEADLINE, first_read)
+            .await
+            .expect("in time")
+            .expect("the proxy read something");
+        let expected = if optimistic {
+            [greeting.clone(), auth.clone(), request.clone()].concat()
+        } else {
+            greeting.clone()
+        };
+        assert_eq!(first, expected, "optimistic {optimistic}");
+    }
+}

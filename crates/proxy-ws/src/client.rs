@@ -37,6 +37,9 @@ pub struct WsOptions {
     /// Bound on the whole handshake of a direct connection (proxied: the proxy's
     /// `timeout_seconds` bounds the route, TLS and upgrade together).
     pub direct_timeout: Duration,
+    /// Optimistic SOCKS5 for socks5/socks5h routes (off by default): see
+    /// `proxy_tunnel::TunnelConnector::with_socks5_optimistic`.
+    pub socks5_optimistic: bool,
 }
 
 impl std::fmt::Debug for WsOptions {
@@ -49,6 +52,7 @@ impl std::fmt::Debug for WsOptions {
             .field("max_message_size", &self.max_message_size)
             .field("idle_timeout", &self.idle_timeout)
             .field("direct_timeout", &self.direct_timeout)
+            .field("socks5_optimistic", &self.socks5_optimistic)
             .finish()
     }
 }
@@ -62,6 +66,7 @@ impl Default for WsOptions {
             max_message_size: 64 * 1024 * 1024,
             idle_timeout: None,
             direct_timeout: proxy_tunnel::DEFAULT_DIRECT_TIMEOUT,
+            socks5_optimistic: false,
         }
     }
 }
@@ -182,7 +187,8 @@ pub async fn connect_timed(
     };
     let tunnel = TunnelConnector::new(route, exchange, Transport::WebSocket)
         .with_proxy_tls(proxy_tls)
-        .with_direct_timeout(options.direct_timeout);
+        .with_direct_timeout(options.direct_timeout)
+        .with_socks5_optimistic(options.socks5_optimistic);
     // The tunnel is bounded by its own timeout, whose error says who is at fault (a silent
     // proxy is `ProxyTimeout`, party Proxy); TLS and the upgrade after it get `limit` again.
     let stream = tunnel
