@@ -4,6 +4,8 @@
 //! interleaved; nothing here fails on a number.
 
 mod alloc;
+#[cfg(feature = "socks")]
+mod alternative;
 mod handshake;
 mod relay;
 mod route;
@@ -23,7 +25,7 @@ Usage: feed-bench [--quick] [--only NAME]...
 
   --quick      fewer pairs and shorter arms (a smoke run; figures are noisier)
   --only NAME  run only this benchmark group (repeatable): route, tunnel, wrapper,
-               disabled, handshake, cpu
+               disabled, handshake, cpu, alternative
   --profile ARM SIZE
                no table: run one read-loop arm (bare, wsstream, wsconn) with SIZE-byte
                messages for about 5 s, for a profiler (`perf record -p`); prints msg/s
@@ -49,7 +51,15 @@ impl Options {
     }
 }
 
-const GROUPS: [&str; 6] = ["route", "tunnel", "wrapper", "disabled", "handshake", "cpu"];
+const GROUPS: [&str; 7] = [
+    "route",
+    "tunnel",
+    "wrapper",
+    "disabled",
+    "handshake",
+    "cpu",
+    "alternative",
+];
 
 fn main() -> ExitCode {
     let mut options = Options {
@@ -108,9 +118,16 @@ fn main() -> ExitCode {
         eprintln!("feed-bench: route lookup");
         route::run(&options, &mut table);
     }
-    let needs_io = ["tunnel", "wrapper", "disabled", "handshake", "cpu"]
-        .iter()
-        .any(|g| options.wants(g));
+    let needs_io = [
+        "tunnel",
+        "wrapper",
+        "disabled",
+        "handshake",
+        "cpu",
+        "alternative",
+    ]
+    .iter()
+    .any(|g| options.wants(g));
     if needs_io {
         let result = throughput::Rig::start().and_then(|rig| {
             if options.wants("tunnel") {
@@ -132,6 +149,17 @@ fn main() -> ExitCode {
             if options.wants("cpu") {
                 eprintln!("feed-bench: CPU per connection");
                 rig.cpu(&options, &mut table)?;
+            }
+            #[cfg(feature = "socks")]
+            if options.wants("alternative") {
+                eprintln!("feed-bench: against tokio-tungstenite");
+                rig.alternative(&options, &mut table)?;
+            }
+            #[cfg(not(feature = "socks"))]
+            if options.wants("alternative") {
+                eprintln!(
+                    "feed-bench: against tokio-tungstenite: needs the socks feature (skipped)"
+                );
             }
             Ok(())
         });

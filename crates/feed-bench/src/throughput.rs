@@ -38,12 +38,12 @@ thread_local! {
 }
 
 /// Starts a timed read loop: the time and the allocation count.
-fn start_timer() -> (Instant, u64) {
+pub(crate) fn start_timer() -> (Instant, u64) {
     (Instant::now(), allocations())
 }
 
 /// Ends a timed read loop of `count` messages: messages/s, and records allocations/message.
-fn stop_timer((started, allocs): (Instant, u64), count: usize) -> f64 {
+pub(crate) fn stop_timer((started, allocs): (Instant, u64), count: usize) -> f64 {
     let elapsed = started.elapsed().as_secs_f64();
     LAST_ALLOCS.set((allocations() - allocs) as f64 / count as f64);
     count as f64 / elapsed
@@ -51,7 +51,7 @@ fn stop_timer((started, allocs): (Instant, u64), count: usize) -> f64 {
 /// The arms `--profile` can run.
 pub(crate) const PROFILE_ARMS: [&str; 3] = ["bare", "wsstream", "wsconn"];
 
-const SIZES: [usize; 3] = [64, 1024, 16 * 1024];
+pub(crate) const SIZES: [usize; 3] = [64, 1024, 16 * 1024];
 
 /// The runtimes, the CA, the WSS server and the undelayed relays.
 pub(crate) struct Rig {
@@ -130,7 +130,7 @@ impl Rig {
     }
 
     /// The direct arm (through the relay, no handshake) and the proxied arms through it.
-    fn tunnel_arms(&self) -> io::Result<Vec<Arm>> {
+    pub(crate) fn tunnel_arms(&self) -> io::Result<Vec<Arm>> {
         let exchange = format!("wss://127.0.0.1:{}", self.blaster.addr().port());
         #[cfg_attr(
             not(feature = "socks"),
@@ -164,7 +164,12 @@ impl Rig {
 
     /// How many messages of `size` bytes make an arm last about the target time, from one run
     /// of `probe` with a first guess.
-    fn calibrate<F>(&self, options: &Options, size: usize, mut probe: F) -> io::Result<usize>
+    pub(crate) fn calibrate<F>(
+        &self,
+        options: &Options,
+        size: usize,
+        mut probe: F,
+    ) -> io::Result<usize>
     where
         F: FnMut(usize) -> io::Result<f64>,
     {
@@ -257,6 +262,17 @@ impl Rig {
             });
         }
         Ok(())
+    }
+
+    /// The SOCKS5 relay's address.
+    #[cfg(feature = "socks")]
+    pub(crate) fn socks5_addr(&self) -> std::net::SocketAddr {
+        self.socks5.addr()
+    }
+
+    /// The client TLS configuration of the bare arms.
+    pub(crate) fn bare_tls(&self) -> &Arc<ClientConfig> {
+        &self.bare_tls
     }
 
     /// One read-loop arm run for about 5 s (for a profiler): the arm's median messages/s.
@@ -363,7 +379,7 @@ impl Rig {
     }
 
     /// Messages/s received by `proxy_ws::WsStream`.
-    fn proxy_ws_rate(&self, arm: &Arm, size: usize, count: usize) -> io::Result<f64> {
+    pub(crate) fn proxy_ws_rate(&self, arm: &Arm, size: usize, count: usize) -> io::Result<f64> {
         self.client.block_on(async {
             let mut ws = proxy_ws::connect(
                 &arm.url(size, count),
@@ -525,7 +541,7 @@ pub(crate) fn size_name(size: usize) -> String {
 
 /// A row for `arm / base` from per-round rates: the median of the per-round ratios.
 #[allow(clippy::too_many_arguments)] // one call shape for every rate row; a struct would only rename them
-fn push_ratio(
+pub(crate) fn push_ratio(
     table: &mut Table,
     bench: &str,
     arms: &str,
