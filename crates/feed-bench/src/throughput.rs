@@ -271,6 +271,7 @@ impl Rig {
     }
 
     /// The client TLS configuration of the bare arms.
+    #[cfg(feature = "socks")]
     pub(crate) fn bare_tls(&self) -> &Arc<ClientConfig> {
         &self.bare_tls
     }
