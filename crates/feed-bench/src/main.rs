@@ -7,6 +7,7 @@ mod alloc;
 #[cfg(feature = "socks")]
 mod alternative;
 mod handshake;
+mod memory;
 mod relay;
 mod route;
 mod server;
@@ -25,7 +26,7 @@ Usage: feed-bench [--quick] [--only NAME]...
 
   --quick      fewer pairs and shorter arms (a smoke run; figures are noisier)
   --only NAME  run only this benchmark group (repeatable): route, tunnel, wrapper,
-               disabled, handshake, cpu, alternative
+               disabled, handshake, cpu, alternative, memory
   --profile ARM SIZE
                no table: run one read-loop arm (bare, wsstream, wsconn) with SIZE-byte
                messages for about 5 s, for a profiler (`perf record -p`); prints msg/s
@@ -51,7 +52,7 @@ impl Options {
     }
 }
 
-const GROUPS: [&str; 7] = [
+const GROUPS: [&str; 8] = [
     "route",
     "tunnel",
     "wrapper",
@@ -59,6 +60,7 @@ const GROUPS: [&str; 7] = [
     "handshake",
     "cpu",
     "alternative",
+    "memory",
 ];
 
 fn main() -> ExitCode {
@@ -66,7 +68,33 @@ fn main() -> ExitCode {
         quick: false,
         only: Vec::new(),
     };
-    let mut args = std::env::args().skip(1);
+    // The memory benchmark's own processes (not for people).
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    match all.first().map(String::as_str) {
+        Some("--serve-memory") => {
+            return match memory::serve(all.get(1).map_or("", String::as_str)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("feed-bench: memory server failed: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some("--memory-client") => {
+            return match memory::client(&all[1..]) {
+                Ok(bytes) => {
+                    println!("{bytes:.0}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("feed-bench: memory client failed: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
+    let mut args = all.into_iter();
     let mut profile: Option<(String, usize)> = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -164,6 +192,14 @@ fn main() -> ExitCode {
             Ok(())
         });
         if let Err(error) = result {
+            eprintln!("feed-bench: a benchmark failed to run: {error}");
+            table.print();
+            return ExitCode::FAILURE;
+        }
+    }
+    if options.wants("memory") {
+        eprintln!("feed-bench: memory per idle connection");
+        if let Err(error) = memory::run(&options, &mut table) {
             eprintln!("feed-bench: a benchmark failed to run: {error}");
             table.print();
             return ExitCode::FAILURE;
