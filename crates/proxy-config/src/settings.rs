@@ -71,7 +71,7 @@ pub struct TimeoutOutOfRange(pub(crate) String);
 
 /// One proxy: where it is and how long its handshake may take.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct ProxyConfig {
     /// The proxy address, with optional credentials.
     pub url: ProxyUrl,
@@ -105,7 +105,7 @@ impl ProxyConfig {
 /// The proxies of one exchange (or of the default), one per transport; `None` means "not set
 /// here", so resolution falls through to the next level.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct ConnectionProxies {
     /// The proxy for REST (HTTP) connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,7 +207,7 @@ pub struct InvalidExchangeId(String);
 /// `enabled` defaults to `true`: a settings source that names a proxy is obeyed without a
 /// separate switch, so a forgotten `enabled: true` can never send traffic around a proxy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct ProxySettings {
     /// Master switch; `false` sends every connection direct.
     #[serde(default = "enabled_by_default")]
@@ -271,6 +271,66 @@ impl ProxySettings {
     }
 }
 
+// serde's own errors quote a string found where another type belongs (`invalid type: string
+// "http://user:pass@..."`), and a proxy URL in the wrong place is a common mistake: the derived
+// impls (`remote = "Self"` makes them inherent functions) are wrapped so that every error loses
+// the quoted strings before it leaves.
+macro_rules! redacted_serde {
+    ($($ty:ty),*) => {$(
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                <$ty>::serialize(self, serializer)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                <$ty>::deserialize(deserializer).map_err(redact_error)
+            }
+        }
+    )*};
+}
+
+redacted_serde!(ProxyConfig, ConnectionProxies, ProxySettings);
+
+/// The error with every quoted string (`string "..."`, as serde's `Unexpected::Str` writes it)
+/// cut to `string`.
+fn redact_error<E: serde::de::Error>(error: E) -> E {
+    let text = error.to_string();
+    if text.contains("string \"") {
+        E::custom(redact_quoted_strings(&text))
+    } else {
+        error
+    }
+}
+
+fn redact_quoted_strings(text: &str) -> String {
+    const MARK: &str = "string \"";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        out.push_str(&rest[..at + MARK.len() - 2]);
+        let quoted = &rest[at + MARK.len()..];
+        // The string is written with `{:?}`: it ends at the first quote not escaped.
+        let mut escaped = false;
+        let mut end = quoted.len();
+        for (index, c) in quoted.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    end = index + 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        rest = &quoted[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn deserialize_exchanges<'de, D>(
     deserializer: D,
 ) -> Result<BTreeMap<ExchangeId, ConnectionProxies>, D::Error>
@@ -301,4 +361,29 @@ where
         }
     }
     deserializer.deserialize_map(Visitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_quoted_strings;
+
+    #[test]
+    fn quoted_strings_are_cut_from_serde_messages() {
+        let cases = [
+            (
+                r#"invalid type: string "http://u:p@h:1", expected struct ProxyConfig"#,
+                "invalid type: string, expected struct ProxyConfig",
+            ),
+            (
+                r#"invalid type: string "a\"b\\", expected a boolean at line 2"#,
+                "invalid type: string, expected a boolean at line 2",
+            ),
+            (r#"x string "one" y string "two""#, "x string y string"),
+            (r#"cut string "never closed"#, "cut string"),
+            ("unknown field `urls`", "unknown field `urls`"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(redact_quoted_strings(text), expected, "{text}");
+        }
+    }
 }

@@ -41,6 +41,16 @@ pub(crate) fn connect_failure(answer: &[u8], sent_credentials: bool) -> Verdict 
                 200..=299 => Verdict::Unexplained,
                 401 | 407 if sent_credentials => Verdict::AuthRejected,
                 401 | 407 => Verdict::AuthRequired,
+                // A proxy that was sent credentials may echo them (its own header, in the
+                // reason): then only the standard phrase of the status is shown.
+                _ if sent_credentials => Verdict::TargetRefused(TargetRefusal::HttpStatus {
+                    status,
+                    reason: http::StatusCode::from_u16(status)
+                        .ok()
+                        .and_then(|code| code.canonical_reason())
+                        .unwrap_or("")
+                        .to_owned(),
+                }),
                 _ => Verdict::TargetRefused(TargetRefusal::HttpStatus {
                     status,
                     reason: sanitize_reason(response.reason.unwrap_or("")),
@@ -235,6 +245,23 @@ mod tests {
             }) => assert_eq!(reason.len(), 64),
             other => panic!("{other:?}"),
         }
+        // With credentials sent, the proxy's own phrase (which may echo them) is replaced.
+        let echo = b"HTTP/1.1 502 Basic dXNlcjpwYXNz\r\n\r\n";
+        assert_eq!(
+            connect_failure(echo, true),
+            Verdict::TargetRefused(TargetRefusal::HttpStatus {
+                status: 502,
+                reason: "Bad Gateway".to_owned(),
+            })
+        );
+        let odd = b"HTTP/1.1 599 user:pass\r\n\r\n";
+        assert_eq!(
+            connect_failure(odd, true),
+            Verdict::TargetRefused(TargetRefusal::HttpStatus {
+                status: 599,
+                reason: String::new(),
+            })
+        );
     }
 
     #[cfg(feature = "socks")]

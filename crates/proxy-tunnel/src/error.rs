@@ -25,7 +25,8 @@ pub enum Party {
 #[non_exhaustive]
 pub enum TargetRefusal {
     /// The CONNECT answer's status (not 2xx, 401 or 407) and its reason phrase (printable ASCII,
-    /// at most 64 characters).
+    /// at most 64 characters). When credentials were sent, the standard phrase of the status
+    /// instead of the proxy's (which could echo them).
     HttpStatus {
         /// The HTTP status code.
         status: u16,
