@@ -55,6 +55,10 @@ pub enum Fault {
     Status(u16),
     /// Answer `200` followed by 256 KiB of header lines, then the blank line, then close.
     OversizedHeaders,
+    /// Go through the CONNECT as usual (auth, onward connection, `200`), then relay nothing in
+    /// either direction and close nothing, as if the target had vanished without FIN or RST:
+    /// the client's bytes are read and dropped until it closes, then both connections close.
+    Stall,
 }
 
 /// How to start a [`ConnectProxy`].
@@ -156,6 +160,9 @@ pub struct ConnectRecord {
     pub bytes_to_client: u64,
     /// Whether [`ConnectProxy::cut_tunnels`] cut this tunnel (the byte counts then stay 0).
     pub cut: bool,
+    /// Whether this tunnel stopped relaying while staying open ([`Fault::Stall`] or
+    /// [`ConnectProxy::stall_tunnels`]; the byte counts then stay 0).
+    pub stalled: bool,
     /// The first error on this connection (TLS handshake, malformed request, relay failure).
     pub error: Option<String>,
     /// Whether the proxy is done with this connection.
@@ -169,17 +176,27 @@ struct Shared {
     tunnels: Tunnels,
 }
 
-/// The tunnels a proxy is relaying right now, by record index, so a test can cut them all at once
-/// (shared with the SOCKS proxy).
+/// How a test stops a relay (shared with the SOCKS proxy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Close both sides at once.
+    Cut,
+    /// Relay nothing more, close nothing.
+    Stall,
+}
+
+/// The tunnels a proxy is relaying right now, by record index, so a test can cut or stall them
+/// all at once (shared with the SOCKS proxy).
 #[derive(Debug, Default)]
-pub(crate) struct Tunnels(Mutex<HashMap<usize, oneshot::Sender<()>>>);
+pub(crate) struct Tunnels(Mutex<HashMap<usize, oneshot::Sender<Stop>>>);
 
 impl Tunnels {
-    /// Registers the relay of connection `index`; the receiver completes when it is cut.
-    pub(crate) fn open(&self, index: usize) -> oneshot::Receiver<()> {
-        let (cut, cut_rx) = oneshot::channel();
-        self.lock().insert(index, cut);
-        cut_rx
+    /// Registers the relay of connection `index`; the receiver completes when it is cut or
+    /// stalled.
+    pub(crate) fn open(&self, index: usize) -> oneshot::Receiver<Stop> {
+        let (stop, stop_rx) = oneshot::channel();
+        self.lock().insert(index, stop);
+        stop_rx
     }
 
     /// Forgets the relay of connection `index` once it has ended.
@@ -187,18 +204,19 @@ impl Tunnels {
         self.lock().remove(&index);
     }
 
-    /// Cuts every registered relay; returns the indices of those still running, in order.
-    pub(crate) fn cut_all(&self) -> Vec<usize> {
-        let mut cut: Vec<usize> = self
+    /// Stops every registered relay as `how`; returns the indices of those still running, in
+    /// order.
+    pub(crate) fn stop_all(&self, how: Stop) -> Vec<usize> {
+        let mut stopped: Vec<usize> = self
             .lock()
             .drain()
-            .filter_map(|(index, sender)| sender.send(()).is_ok().then_some(index))
+            .filter_map(|(index, sender)| sender.send(how).is_ok().then_some(index))
             .collect();
-        cut.sort_unstable();
-        cut
+        stopped.sort_unstable();
+        stopped
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<usize, oneshot::Sender<()>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<usize, oneshot::Sender<Stop>>> {
         // A panicking test thread must not keep the others from cutting.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -311,11 +329,25 @@ impl ConnectProxy {
     /// stream end mid-way. Marks their records [`ConnectRecord::cut`] and returns how many were
     /// cut; later connections are served as usual.
     pub fn cut_tunnels(&self) -> usize {
-        let cut = self.shared.tunnels.cut_all();
+        let cut = self.shared.tunnels.stop_all(Stop::Cut);
         for &index in &cut {
             self.shared.records.update(index, |r| r.cut = true);
         }
         cut.len()
+    }
+
+    /// Stalls every tunnel relaying right now, as a proxy that hangs (or a path whose far end
+    /// vanished without FIN or RST) would: nothing more is relayed either way and nothing is
+    /// closed, so the client sees a silent, open connection. The client's bytes are read and
+    /// dropped until it closes; then both connections close. Marks their records
+    /// [`ConnectRecord::stalled`] and returns how many were stalled; later connections are
+    /// served as usual. A stalled tunnel cannot be cut.
+    pub fn stall_tunnels(&self) -> usize {
+        let stalled = self.shared.tunnels.stop_all(Stop::Stall);
+        for &index in &stalled {
+            self.shared.records.update(index, |r| r.stalled = true);
+        }
+        stalled.len()
     }
 
     /// Stops accepting and closes every connection; returns once the port is released.
@@ -396,7 +428,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Shared
     });
 
     match shared.fault {
-        Fault::None | Fault::CloseImmediately => {}
+        Fault::None | Fault::CloseImmediately | Fault::Stall => {}
         Fault::NeverAnswer => {
             // Keep the connection open, discarding input, until the client gives up.
             let mut sink = [0u8; 1024];
@@ -466,6 +498,11 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Shared
     {
         return;
     }
+    if shared.fault == Fault::Stall {
+        // Not even the bytes that came right behind the request reach the target.
+        shared.records.update(index, |r| r.stalled = true);
+        return hold_stalled(&mut client).await;
+    }
     // Bytes the client sent right behind its request (e.g. an eager TLS ClientHello).
     let early = buf.len() as u64;
     if !buf.is_empty()
@@ -476,24 +513,35 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Shared
             .update(index, |r| r.error = Some(format!("relay to target: {e}")));
         return;
     }
-    let cut = shared.tunnels.open(index);
+    let stop = shared.tunnels.open(index);
     let relayed = tokio::select! {
-        relayed = tokio::io::copy_bidirectional(&mut client, &mut upstream) => Some(relayed),
-        // `cut_tunnels` marks the record; returning drops both streams.
-        _ = cut => None,
+        relayed = tokio::io::copy_bidirectional(&mut client, &mut upstream) => Ok(relayed),
+        // `cut_tunnels` / `stall_tunnels` mark the record. A sender dropped without a word
+        // only happens when the proxy itself goes away: cut.
+        stop = stop => Err(stop.unwrap_or(Stop::Cut)),
     };
     shared.tunnels.close(index);
     match relayed {
-        None => {}
-        Some(Ok((to_target, to_client))) => shared.records.update(index, |r| {
+        // Returning drops both streams.
+        Err(Stop::Cut) => {}
+        // `upstream` stays open (unread) while the client is held.
+        Err(Stop::Stall) => hold_stalled(&mut client).await,
+        Ok(Ok((to_target, to_client))) => shared.records.update(index, |r| {
             r.bytes_to_target = early + to_target;
             r.bytes_to_client = to_client;
         }),
-        Some(Err(e)) => shared.records.update(index, |r| {
+        Ok(Err(e)) => shared.records.update(index, |r| {
             r.bytes_to_target = early;
             r.error = Some(format!("relay: {e}"));
         }),
     }
+}
+
+/// Holds a stalled tunnel: relays nothing, closes nothing, and reads and drops what the client
+/// sends until it closes (so the proxy notices when the client gives up).
+async fn hold_stalled<S: AsyncRead + Unpin>(client: &mut S) {
+    let mut sink = [0u8; 4096];
+    while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
 }
 
 /// Splits `host:port` or `[v6]:port`; `None` without a valid non-zero port.

@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::connect_proxy::Tunnels;
+use crate::connect_proxy::{Stop, Tunnels};
 use crate::server::ServerTask;
 
 /// The bytes a proxy with [`Fault::Garbage`] answers with: an HTTP error, which is what a client gets
@@ -95,6 +95,10 @@ pub enum Fault {
     /// Answer the connect request with this reply code instead of connecting, then close (e.g. 0x05
     /// connection refused for SOCKS5, 0x5B rejected for SOCKS4).
     Reply(u8),
+    /// Go through the handshake as usual (auth, onward connection, success reply), then relay
+    /// nothing in either direction and close nothing, as if the target had vanished without FIN or
+    /// RST: the client's bytes are read and dropped until it closes, then both connections close.
+    Stall,
 }
 
 /// The username and password a proxy requires from SOCKS5 clients (RFC 1929).
@@ -236,6 +240,9 @@ pub struct SocksRecord {
     pub bytes_to_client: u64,
     /// Whether [`SocksProxy::cut_tunnels`] cut this tunnel (the byte counts then stay 0).
     pub cut: bool,
+    /// Whether this tunnel stopped relaying while staying open ([`Fault::Stall`] or
+    /// [`SocksProxy::stall_tunnels`]; the byte counts then stay 0).
+    pub stalled: bool,
     /// Why the connection ended without a normal relay: a protocol error, a refused target, a failed
     /// connect, a relay I/O error.
     pub error: Option<String>,
@@ -263,6 +270,7 @@ impl SocksRecord {
             bytes_to_target: 0,
             bytes_to_client: 0,
             cut: false,
+            stalled: false,
             error: None,
             closed: false,
         }
@@ -365,11 +373,25 @@ impl SocksProxy {
     /// are closed without a word, so the client sees the stream end mid-way. Marks their records
     /// [`SocksRecord::cut`] and returns how many were cut; later connections are served as usual.
     pub fn cut_tunnels(&self) -> usize {
-        let cut = self.shared.tunnels.cut_all();
+        let cut = self.shared.tunnels.stop_all(Stop::Cut);
         for &index in &cut {
             self.shared.update(index, |r| r.cut = true);
         }
         cut.len()
+    }
+
+    /// Stalls every tunnel relaying right now, as a proxy that hangs (or a path whose far end
+    /// vanished without FIN or RST) would: nothing more is relayed either way and nothing is
+    /// closed, so the client sees a silent, open connection. The client's bytes are read and
+    /// dropped until it closes; then both connections close. Marks their records
+    /// [`SocksRecord::stalled`] and returns how many were stalled; later connections are served
+    /// as usual. A stalled tunnel cannot be cut.
+    pub fn stall_tunnels(&self) -> usize {
+        let stalled = self.shared.tunnels.stop_all(Stop::Stall);
+        for &index in &stalled {
+            self.shared.update(index, |r| r.stalled = true);
+        }
+        stalled.len()
     }
 
     /// Stops accepting and closes every connection; returns once the port is released. The records
@@ -637,7 +659,7 @@ impl Conn {
                 self.close().await;
                 return Ok(());
             }
-            Fault::None | Fault::CloseMidHandshake | Fault::Reply(_) => {}
+            Fault::None | Fault::CloseMidHandshake | Fault::Reply(_) | Fault::Stall => {}
         }
         let version = self.read_u8("version byte").await?;
         let result = match version {
@@ -878,13 +900,29 @@ impl Conn {
     }
 
     async fn relay(&mut self, mut onward: TcpStream) -> Result<(), String> {
-        let cut = self.shared.tunnels.open(self.index);
+        if self.options().fault == Fault::Stall {
+            self.record(|r| r.stalled = true);
+            self.hold_stalled().await;
+            return Ok(());
+        }
+        let stop = self.shared.tunnels.open(self.index);
         let relayed = tokio::select! {
-            relayed = tokio::io::copy_bidirectional(&mut self.stream, &mut onward) => relayed,
-            // `cut_tunnels` marks the record; returning drops both streams.
-            _ = cut => Ok((0, 0)),
+            relayed = tokio::io::copy_bidirectional(&mut self.stream, &mut onward) => Ok(relayed),
+            // `cut_tunnels` / `stall_tunnels` mark the record. A sender dropped without a word
+            // only happens when the proxy itself goes away: cut.
+            stop = stop => Err(stop.unwrap_or(Stop::Cut)),
         };
         self.shared.tunnels.close(self.index);
+        let relayed = match relayed {
+            Ok(relayed) => relayed,
+            // Returning drops both streams.
+            Err(Stop::Cut) => return Ok(()),
+            Err(Stop::Stall) => {
+                // `onward` stays open (unread) while the client is held.
+                self.hold_stalled().await;
+                return Ok(());
+            }
+        };
         match relayed {
             Ok((to_target, to_client)) => {
                 self.record(|r| {
@@ -895,6 +933,13 @@ impl Conn {
             }
             Err(error) => Err(format!("relaying: {error}")),
         }
+    }
+
+    /// Holds a stalled tunnel: relays nothing, closes nothing, and reads and drops what the
+    /// client sends (unrecorded: it is tunnel data, not handshake) until it closes.
+    async fn hold_stalled(&mut self) {
+        let mut sink = [0u8; 4096];
+        while matches!(self.stream.read(&mut sink).await, Ok(n) if n > 0) {}
     }
 }
 

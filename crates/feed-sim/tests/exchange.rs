@@ -1,6 +1,8 @@
 //! The fake exchanges over real loopback sockets, read by a raw TLS + WebSocket client and
-//! checked against the shared fixtures (not against any parser of ours); and the proxies'
-//! `cut_tunnels`, which drops a WebSocket stream mid-way.
+//! checked against the shared fixtures (not against any parser of ours); their fault knobs
+//! (`rest_faults`, `end_streams_with`); and the proxies' `cut_tunnels`, which drops a WebSocket
+//! stream mid-way, `stall_tunnels`, which silences one without closing it, and their `Stall`
+//! fault, which opens a tunnel that relays nothing.
 
 mod common;
 
@@ -9,9 +11,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{exchange, read_response, tls, within};
+use feed_sim::exchange::RestFault;
 use feed_sim::{
-    ConnectProxy, ExchangeKind, FakeExchange, FakeExchangeOptions, ProxyOptions, SentTrade,
-    SocksOptions, SocksProxy, TestCa, WsMessage, WssOptions, WssServer,
+    CloseFrame, ConnectProxy, ExchangeKind, FakeExchange, FakeExchangeOptions, ProxyOptions,
+    SentTrade, SocksOptions, SocksProxy, TestCa, WsMessage, WssOptions, WssServer,
 };
 use rstest::rstest;
 use serde_json::Value;
@@ -939,18 +942,73 @@ enum Proxy {
 
 impl Proxy {
     async fn start(kind: &str) -> Self {
+        Self::start_stalling(kind, false).await
+    }
+
+    /// With `stall`, the proxy's `Stall` fault: every tunnel opens, then relays nothing.
+    async fn start_stalling(kind: &str, stall: bool) -> Self {
         match kind {
-            "connect" => Self::Connect(
-                ConnectProxy::start(ProxyOptions::new())
-                    .await
-                    .expect("proxy starts"),
-            ),
-            _ => Self::Socks(
-                SocksProxy::start(SocksOptions::socks5())
-                    .await
-                    .expect("proxy starts"),
-            ),
+            "connect" => {
+                let fault = if stall {
+                    feed_sim::connect_proxy::Fault::Stall
+                } else {
+                    feed_sim::connect_proxy::Fault::None
+                };
+                Self::Connect(
+                    ConnectProxy::start(ProxyOptions::new().fault(fault))
+                        .await
+                        .expect("proxy starts"),
+                )
+            }
+            _ => {
+                let fault = if stall {
+                    feed_sim::socks::Fault::Stall
+                } else {
+                    feed_sim::socks::Fault::None
+                };
+                Self::Socks(
+                    SocksProxy::start(SocksOptions::socks5().fault(fault))
+                        .await
+                        .expect("proxy starts"),
+                )
+            }
         }
+    }
+
+    fn stall_tunnels(&self) -> usize {
+        match self {
+            Self::Connect(proxy) => proxy.stall_tunnels(),
+            Self::Socks(proxy) => proxy.stall_tunnels(),
+        }
+    }
+
+    /// `stalled` and `closed` of every connection so far, without waiting.
+    fn stall_flags(&self) -> Vec<(bool, bool)> {
+        match self {
+            Self::Connect(proxy) => proxy
+                .connections()
+                .iter()
+                .map(|r| (r.stalled, r.closed))
+                .collect(),
+            Self::Socks(proxy) => proxy
+                .connections()
+                .iter()
+                .map(|r| (r.stalled, r.closed))
+                .collect(),
+        }
+    }
+
+    /// `stalled` and `closed` of every connection, once `count` are closed.
+    async fn stall_flags_when_closed(&self, count: usize) -> Vec<(bool, bool)> {
+        match self {
+            Self::Connect(proxy) => {
+                proxy.connections_when_closed(count, common::DEADLINE).await;
+            }
+            Self::Socks(proxy) => {
+                proxy.connections_when_closed(count, common::DEADLINE).await;
+            }
+        }
+        self.stall_flags()
     }
 
     /// A tunnel to `target` through the proxy, handshake done.
@@ -1066,4 +1124,215 @@ async fn cut_tunnels_drops_a_live_websocket_and_later_tunnels_still_work(#[case]
     let records = server.connections_when_closed(2, common::DEADLINE).await;
     let targets: Vec<Option<&str>> = records.iter().map(|r| r.target.as_deref()).collect();
     assert_eq!(targets, [Some("/live"), Some("/after")]);
+}
+
+/// How long a read must stay unanswered to count as silence: a functional bound, far above a
+/// loopback round trip, far below the deadline.
+const SILENCE: Duration = Duration::from_millis(300);
+
+/// Asserts nothing arrives on `stream` within [`SILENCE`], and that it is not closed either.
+async fn assert_silent<S: AsyncRead + Unpin>(stream: &mut S, what: &str) {
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(SILENCE, stream.read(&mut buf)).await;
+    assert!(read.is_err(), "{what}: expected silence, got {read:?}");
+}
+
+#[rstest]
+#[case::connect("connect")]
+#[case::socks5("socks5")]
+#[tokio::test]
+async fn stall_tunnels_silences_a_live_websocket_without_closing_it(#[case] kind: &str) {
+    let ca = TestCa::new();
+    let server = WssServer::start(&ca, WssOptions::new())
+        .await
+        .expect("server starts");
+    let proxy = Proxy::start(kind).await;
+    assert_eq!(proxy.stall_tunnels(), 0, "nothing to stall yet");
+
+    let tunnel = proxy.tunnel(server.addr()).await;
+    let mut stream = upgrade_over(tunnel, &ca, "/live").await;
+    echo(&mut stream, "before the stall").await;
+    assert_eq!(proxy.stall_tunnels(), 1);
+    // The echo server answers, but nothing comes back through the stalled tunnel, and the
+    // connection stays open: a half-open path as the client sees it.
+    send_text(&mut stream, "into the void").await;
+    assert_silent(&mut stream, kind).await;
+    assert_eq!(
+        proxy.stall_flags(),
+        [(true, false)],
+        "{kind}: stalled, open"
+    );
+    assert!(
+        server.connections().iter().all(|r| !r.closed),
+        "{kind}: the target's side stays open too"
+    );
+    assert_eq!(
+        proxy.cut_tunnels(),
+        0,
+        "{kind}: a stalled tunnel is not cut"
+    );
+
+    // The client giving up ends it: both sides close.
+    drop(stream);
+    assert_eq!(proxy.stall_flags_when_closed(1).await, [(true, true)]);
+    assert!(
+        server.connections_when_closed(1, common::DEADLINE).await[0].closed,
+        "{kind}: the proxy closed its onward connection"
+    );
+
+    // Later tunnels relay as usual.
+    let tunnel = proxy.tunnel(server.addr()).await;
+    let mut stream = upgrade_over(tunnel, &ca, "/after").await;
+    echo(&mut stream, "after the stall").await;
+    assert_eq!(proxy.stall_flags(), [(true, true), (false, false)]);
+}
+
+#[rstest]
+#[case::connect("connect")]
+#[case::socks5("socks5")]
+#[tokio::test]
+async fn the_stall_fault_opens_tunnels_that_relay_nothing(#[case] kind: &str) {
+    let ca = TestCa::new();
+    let server = WssServer::start(&ca, WssOptions::new())
+        .await
+        .expect("server starts");
+    let proxy = Proxy::start_stalling(kind, true).await;
+    // The proxy handshake succeeds (the helper asserts the 200 / the success reply) ...
+    let mut tunnel = proxy.tunnel(server.addr()).await;
+    // ... and the proxy did connect onward, but the target never hears the ClientHello.
+    send_raw(&mut tunnel, b"\x16\x03\x01 a ClientHello, or anything").await;
+    assert_silent(&mut tunnel, kind).await;
+    let records = server.connections();
+    assert_eq!(records.len(), 1, "{kind}: the onward connection was made");
+    assert_eq!(records[0].request_line, None, "{kind}: nothing reached it");
+    assert_eq!(proxy.stall_flags(), [(true, false)]);
+    drop(tunnel);
+    assert_eq!(proxy.stall_flags_when_closed(1).await, [(true, true)]);
+}
+
+#[tokio::test]
+async fn rest_faults_answer_in_turn_then_the_fixture_body() {
+    let faults = vec![
+        RestFault::Status {
+            status: 429,
+            retry_after: Some(0),
+        },
+        RestFault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        RestFault::CloseMidBody,
+        RestFault::StallMidBody,
+    ];
+    let (ca, fake) = start(
+        ExchangeKind::Binance,
+        FakeExchangeOptions::new().rest_faults(faults),
+    )
+    .await;
+    let fixture = fixture_bytes(ExchangeKind::Binance, "rest-response.json");
+    let get = "GET /api/v3/exchangeInfo HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    async fn connect(fake: &FakeExchange, ca: &TestCa) -> Client {
+        let tcp = within("connect", TcpStream::connect(fake.rest_addr()))
+            .await
+            .expect("connect");
+        within("tls", tls(tcp, ca.client_config(), "localhost"))
+            .await
+            .expect("TLS")
+    }
+
+    // A 429 with Retry-After, then a 503, on one kept-alive connection.
+    let mut stream = connect(&fake, &ca).await;
+    let response = within("429", exchange(&mut stream, get)).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.header("Retry-After"), Some("0"));
+    assert_eq!(response.header("Content-Type"), Some("application/json"));
+    let response = within("503", exchange(&mut stream, get)).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.header("Retry-After"), None);
+
+    // The body announced in full, half sent, then the close.
+    send_raw(&mut stream, get.as_bytes()).await;
+    let head = within("truncated head", read_response(&mut stream, false)).await;
+    assert_eq!(head.status(), 200);
+    let announced: usize = head
+        .header("Content-Length")
+        .and_then(|v| v.parse().ok())
+        .expect("Content-Length");
+    assert_eq!(announced, fixture.len());
+    let got = within(
+        "truncated body",
+        common::read_until_close(&mut stream, announced),
+    )
+    .await;
+    assert_eq!(got, fixture[..fixture.len() / 2], "half the body, then EOF");
+
+    // The same, but then silence with the connection open.
+    let mut stream = connect(&fake, &ca).await;
+    send_raw(&mut stream, get.as_bytes()).await;
+    let head = within("stalled head", read_response(&mut stream, false)).await;
+    assert_eq!(head.status(), 200);
+    let mut half = vec![0u8; fixture.len() / 2];
+    within("stalled body", stream.read_exact(&mut half))
+        .await
+        .expect("the first half");
+    assert_eq!(half, fixture[..fixture.len() / 2]);
+    assert_silent(&mut stream, "stalled body").await;
+    drop(stream);
+
+    // The script is used up: the fixture body again.
+    let mut stream = connect(&fake, &ca).await;
+    let response = within("after the script", exchange(&mut stream, get)).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.body == fixture, "the fixture body");
+    let connections: Vec<u64> = fake.rest_requests().iter().map(|r| r.connection).collect();
+    assert_eq!(connections, [1, 1, 1, 2, 3], "every request is logged");
+}
+
+#[rstest]
+#[case::binance(ExchangeKind::Binance)]
+#[case::coinbase(ExchangeKind::Coinbase)]
+#[case::backpack(ExchangeKind::Backpack)]
+#[tokio::test]
+async fn end_streams_with_closes_each_connection_after_its_trades(#[case] kind: ExchangeKind) {
+    let (ca, fake) = start(
+        kind,
+        FakeExchangeOptions::new()
+            .trades_per_connection(3)
+            .end_streams_with(1011, "feed-sim: internal error"),
+    )
+    .await;
+    let (target, subscribe, _) = subscription(kind);
+    for connection in 0..2 {
+        let (mut stream, _) = ws_connect(&fake, &ca, target).await;
+        if let Some(subscribe) = subscribe {
+            send_text(&mut stream, subscribe).await;
+        }
+        // Whatever comes first (acks, a snapshot), the frames end with the close, after the
+        // connection's three trades.
+        let mut frames = 0;
+        let close = loop {
+            let (opcode, payload) = read_frame(&mut stream).await;
+            if opcode == CLOSE {
+                break payload;
+            }
+            frames += 1;
+            assert!(frames < 50, "{kind}: no close after {frames} frames");
+        };
+        assert_eq!(close[..2], 1011u16.to_be_bytes(), "{kind}");
+        assert_eq!(&close[2..], b"feed-sim: internal error");
+        let sent = fake.trades_sent();
+        assert_eq!(
+            sent.iter().filter(|t| t.connection == connection).count(),
+            3,
+            "{kind}: three trades on connection {connection}, then the close"
+        );
+        send_frame(&mut stream, CLOSE, &1011u16.to_be_bytes()).await;
+    }
+    let records = fake.ws_connections();
+    let closes: Vec<Option<CloseFrame>> = records.iter().map(|r| r.close_sent.clone()).collect();
+    let expected = Some(CloseFrame {
+        code: Some(1011),
+        reason: "feed-sim: internal error".into(),
+    });
+    assert_eq!(closes, [expected.clone(), expected], "{kind}");
 }

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use super::json::Json;
 use super::num::Decimal;
 use super::{
-    ExchangeFixture, SentTrade, Venue, amount_factor, field_decimal, field_i64, field_str, jsonl,
-    price_steps, request_id, strings, taker_sells, taker_side,
+    ExchangeFixture, RestRoutes, SentTrade, Venue, amount_factor, field_decimal, field_i64,
+    field_str, jsonl, price_steps, request_id, strings, taker_sells, taker_side,
 };
-use crate::https::{Response, Routes};
 use crate::wss::{Outbox, WssSession};
 
 const REST_PATH: &str = "/api/v1/markets";
@@ -140,8 +139,8 @@ impl ExchangeFixture for Fixture {
         })
     }
 
-    fn routes(&self) -> Routes {
-        Routes::new().route(REST_PATH, Response::json(REST_BODY))
+    fn rest(&self) -> RestRoutes {
+        vec![(REST_PATH, REST_BODY)]
     }
 
     fn open(

@@ -8,10 +8,9 @@ use percent_encoding::percent_decode_str;
 use super::json::Json;
 use super::num::Decimal;
 use super::{
-    ExchangeFixture, SentTrade, Venue, amount_factor, field, field_decimal, field_i64, field_str,
-    jsonl, price_steps, request_id, strings, taker_sells, taker_side,
+    ExchangeFixture, RestRoutes, SentTrade, Venue, amount_factor, field, field_decimal, field_i64,
+    field_str, jsonl, price_steps, request_id, strings, taker_sells, taker_side,
 };
-use crate::https::{Response, Routes};
 use crate::wss::{Outbox, WssSession};
 
 const REST_PATH: &str = "/api/v3/exchangeInfo";
@@ -184,8 +183,8 @@ impl ExchangeFixture for Fixture {
         })
     }
 
-    fn routes(&self) -> Routes {
-        Routes::new().route(REST_PATH, Response::json(REST_BODY))
+    fn rest(&self) -> RestRoutes {
+        vec![(REST_PATH, REST_BODY)]
     }
 
     fn open(

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use super::json::Json;
 use super::num::{self, Decimal};
 use super::{
-    ExchangeFixture, SentTrade, Venue, amount_factor, field, field_decimal, field_str, jsonl,
-    price_steps, strings, taker_sells, taker_side,
+    ExchangeFixture, RestRoutes, SentTrade, Venue, amount_factor, field, field_decimal, field_str,
+    jsonl, price_steps, strings, taker_sells, taker_side,
 };
-use crate::https::{Response, Routes};
 use crate::wss::{Outbox, WssSession};
 
 const REST_PATHS: [&str; 2] = [
@@ -238,10 +237,8 @@ impl ExchangeFixture for Fixture {
         })
     }
 
-    fn routes(&self) -> Routes {
-        REST_PATHS.iter().fold(Routes::new(), |routes, path| {
-            routes.route(*path, Response::json(REST_BODY))
-        })
+    fn rest(&self) -> RestRoutes {
+        REST_PATHS.iter().map(|path| (*path, REST_BODY)).collect()
     }
 
     fn open(

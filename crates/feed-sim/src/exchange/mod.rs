@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::ca::TestCa;
-use crate::https::{HttpsServer, Request, Routes};
+use crate::https::{HttpsServer, Request, Response, Routes};
 use crate::wss::{Outbox, WssHandler, WssOptions, WssRecord, WssServer, WssSession};
 
 mod backpack;
@@ -24,8 +24,14 @@ mod binance;
 mod coinbase;
 mod json;
 mod num;
+mod rest;
 
 use json::Json;
+pub use rest::RestFault;
+use rest::ScriptedRest;
+
+/// A fake exchange's REST routes: (path, fixture body) pairs.
+type RestRoutes = Vec<(&'static str, &'static str)>;
 
 /// The exchanges feed-sim can fake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,6 +70,8 @@ pub struct FakeExchangeOptions {
     trades_per_connection: usize,
     interval: Option<Duration>,
     bind: SocketAddr,
+    rest_faults: Vec<RestFault>,
+    stream_end: Option<(u16, String)>,
 }
 
 impl Default for FakeExchangeOptions {
@@ -72,6 +80,8 @@ impl Default for FakeExchangeOptions {
             trades_per_connection: 10,
             interval: None,
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            rest_faults: Vec::new(),
+            stream_end: None,
         }
     }
 }
@@ -102,6 +112,25 @@ impl FakeExchangeOptions {
     #[must_use]
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.bind = addr;
+        self
+    }
+
+    /// The first REST requests (over every path and connection, in arrival order) get these
+    /// answers in turn instead of the fixture body, e.g. a 429 then the body, or a body cut short;
+    /// later requests are answered as usual. Every request is still logged in
+    /// [`FakeExchange::rest_requests`]. Default: none.
+    #[must_use]
+    pub fn rest_faults(mut self, faults: Vec<RestFault>) -> Self {
+        self.rest_faults = faults;
+        self
+    }
+
+    /// Once a connection has sent its [`FakeExchangeOptions::trades_per_connection`] trades
+    /// (at least one), the server closes it with a close frame carrying `code` and `reason`
+    /// (e.g. 1011, an internal error) instead of keeping it open. Default: kept open.
+    #[must_use]
+    pub fn end_streams_with(mut self, code: u16, reason: impl Into<String>) -> Self {
+        self.stream_end = Some((code, reason.into()));
         self
     }
 }
@@ -156,12 +185,42 @@ pub struct SentTrade {
 ///
 /// Trades go round-robin over the connection's subscriptions (later subscriptions join the
 /// rotation; they do not restart the count). The server never pings; it answers the client's
-/// pings and close.
+/// pings and close. Faults: [`FakeExchangeOptions::rest_faults`] for REST answers,
+/// [`FakeExchangeOptions::end_streams_with`] for a close after the trades.
 pub struct FakeExchange {
     kind: ExchangeKind,
-    rest: HttpsServer,
+    rest: RestServer,
     ws: WssServer,
     ledger: Arc<Ledger>,
+}
+
+/// The REST server: the fixture routes, or the same behind scripted faults.
+enum RestServer {
+    Fixed(HttpsServer),
+    Scripted(ScriptedRest),
+}
+
+impl RestServer {
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Self::Fixed(server) => server.addr(),
+            Self::Scripted(server) => server.addr(),
+        }
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        match self {
+            Self::Fixed(server) => server.requests(),
+            Self::Scripted(server) => server.requests(),
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        match self {
+            Self::Fixed(server) => server.shutdown().await,
+            Self::Scripted(server) => server.shutdown().await,
+        }
+    }
 }
 
 impl fmt::Debug for FakeExchange {
@@ -197,7 +256,15 @@ impl FakeExchange {
             ExchangeKind::Coinbase => handler::<coinbase::Fixture>(&ledger, &options)?,
             ExchangeKind::Backpack => handler::<backpack::Fixture>(&ledger, &options)?,
         };
-        let rest = HttpsServer::start_on(options.bind, ca, routes).await?;
+        let rest = if options.rest_faults.is_empty() {
+            let routes = routes.iter().fold(Routes::new(), |all, (path, body)| {
+                all.route(*path, Response::json(*body))
+            });
+            RestServer::Fixed(HttpsServer::start_on(options.bind, ca, routes).await?)
+        } else {
+            let faults = options.rest_faults.clone();
+            RestServer::Scripted(ScriptedRest::start(options.bind, ca, routes, faults).await?)
+        };
         let ws_options = WssOptions::new()
             .bind(options.bind)
             .echo(false)
@@ -281,20 +348,21 @@ fn base_url(scheme: &str, addr: SocketAddr) -> String {
     }
 }
 
-/// Loads fixture `F` and builds its REST routes and WebSocket handler.
+/// Loads fixture `F` and builds its REST routes (path, body) and WebSocket handler.
 fn handler<F: ExchangeFixture>(
     ledger: &Arc<Ledger>,
     options: &FakeExchangeOptions,
-) -> io::Result<(Routes, Arc<dyn WssHandler>)> {
+) -> io::Result<(RestRoutes, Arc<dyn WssHandler>)> {
     let fixture = F::load().map_err(|e| {
         io::Error::new(io::ErrorKind::InvalidData, format!("feed-sim fixture: {e}"))
     })?;
-    let routes = fixture.routes();
+    let routes = fixture.rest();
     let venue = Venue {
         fixture,
         ledger: Arc::clone(ledger),
         trades_per_connection: options.trades_per_connection,
         interval: options.interval,
+        stream_end: options.stream_end.clone(),
     };
     Ok((routes, Arc::new(Handler(Arc::new(venue)))))
 }
@@ -305,7 +373,7 @@ trait ExchangeFixture: Sized + Send + Sync + 'static {
     fn load() -> Result<Self, String>;
 
     /// The REST paths and their fixture bodies.
-    fn routes(&self) -> Routes;
+    fn rest(&self) -> RestRoutes;
 
     /// The server's side of a new WebSocket connection.
     fn open(
@@ -322,6 +390,8 @@ struct Venue<F> {
     ledger: Arc<Ledger>,
     trades_per_connection: usize,
     interval: Option<Duration>,
+    /// The close frame a connection ends with after its trades, if any.
+    stream_end: Option<(u16, String)>,
 }
 
 /// The [`WssHandler`] of a fake exchange.
@@ -338,7 +408,47 @@ impl<F> fmt::Debug for Handler<F> {
 
 impl<F: ExchangeFixture> WssHandler for Handler<F> {
     fn open(&self, connection: usize, target: &str, out: &mut Outbox) -> Box<dyn WssSession> {
-        F::open(&self.0, connection, target, out)
+        let session = F::open(&self.0, connection, target, out);
+        match &self.0.stream_end {
+            Some((code, reason)) if self.0.trades_per_connection > 0 => Box::new(Ending {
+                session,
+                ledger: Arc::clone(&self.0.ledger),
+                connection,
+                trades: self.0.trades_per_connection,
+                close: Some((*code, reason.clone())),
+            }),
+            _ => session,
+        }
+    }
+}
+
+/// A session that closes its connection once it has sent its trades
+/// ([`FakeExchangeOptions::end_streams_with`]).
+struct Ending {
+    session: Box<dyn WssSession>,
+    ledger: Arc<Ledger>,
+    connection: usize,
+    trades: usize,
+    /// Taken when the close is queued.
+    close: Option<(u16, String)>,
+}
+
+impl WssSession for Ending {
+    fn on_text(&mut self, text: &str, out: &mut Outbox) {
+        self.session.on_text(text, out);
+    }
+
+    fn on_binary(&mut self, bytes: &[u8], out: &mut Outbox) {
+        self.session.on_binary(bytes, out);
+    }
+
+    fn on_tick(&mut self, tick: usize, out: &mut Outbox) {
+        self.session.on_tick(tick, out);
+        if self.ledger.sent_on(self.connection) >= self.trades
+            && let Some((code, reason)) = self.close.take()
+        {
+            out.close(code, reason);
+        }
     }
 }
 
@@ -351,6 +461,8 @@ struct Ledger(Mutex<LedgerInner>);
 struct LedgerInner {
     next: i64,
     sent: Vec<SentTrade>,
+    /// Trades sent per connection index.
+    per_connection: Vec<usize>,
 }
 
 impl Ledger {
@@ -366,8 +478,23 @@ impl Ledger {
         let first = ledger.next;
         ledger.next += i64::try_from(count).unwrap_or(i64::MAX);
         let (out, sent) = make(first);
+        for trade in &sent {
+            if ledger.per_connection.len() <= trade.connection {
+                ledger.per_connection.resize(trade.connection + 1, 0);
+            }
+            ledger.per_connection[trade.connection] += 1;
+        }
         ledger.sent.extend(sent);
         out
+    }
+
+    /// Trades sent so far on connection `connection`.
+    fn sent_on(&self, connection: usize) -> usize {
+        self.lock()
+            .per_connection
+            .get(connection)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The number the next trade will get.
