@@ -55,12 +55,19 @@ pub enum ParseError {
 }
 
 impl ParseError {
-    /// Shortens text quoted from a message so a huge field cannot flood a log line.
+    /// Shortens text quoted from a message so a huge field cannot flood a log line: at most 64
+    /// characters, each counted as long as `Debug` escapes it (`\u{7f}` counts 6), so the quote
+    /// stays short whether the error prints it plain or escaped.
     pub(crate) fn excerpt(text: &str) -> String {
-        match text.char_indices().nth(64) {
-            Some((end, _)) => format!("{}...", &text[..end]),
-            None => text.to_owned(),
+        const LIMIT: usize = 64;
+        let mut used = 0;
+        for (at, c) in text.char_indices() {
+            used += c.escape_debug().count();
+            if used > LIMIT {
+                return format!("{}...", &text[..at]);
+            }
         }
+        text.to_owned()
     }
 }
 

@@ -185,6 +185,22 @@ pub(crate) fn check_response(
     }))
 }
 
+/// Checks an upgrade answer exactly as `connect` does, for `key` and the offered
+/// `subprotocols`: `Ok(None)` when the head is incomplete, `Ok(Some((subprotocol, head_len)))`
+/// when accepted.
+///
+/// Exists for fuzzing (the feed-fuzz crate) and property tests, which need the check without a
+/// socket; it is not part of the supported API.
+#[doc(hidden)]
+pub fn check_upgrade_response(
+    buf: &[u8],
+    key: &str,
+    subprotocols: &[String],
+) -> Result<Option<(Option<String>, usize)>, HandshakeError> {
+    check_response(buf, key, subprotocols)
+        .map(|accepted| accepted.map(|accepted| (accepted.subprotocol, accepted.head_len)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,4 +9,6 @@ mod handshake;
 
 pub use client::{Message, WsOptions, WsStream, WsTimings, connect, connect_timed};
 pub use error::{WsError, WsErrorKind};
+#[doc(hidden)]
+pub use handshake::check_upgrade_response;
 pub use handshake::{HandshakeError, MAX_RESPONSE_HEAD};

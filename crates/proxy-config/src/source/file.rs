@@ -145,11 +145,28 @@ fn convert(kind: ValueKind, path: &[&str], origin: &Origin) -> Result<Value, Con
     })
 }
 
-/// Parser messages can quote the offending line (toml does, with a `|` gutter), and that line may
-/// hold a password. Keep only the lines that describe the problem and where it is.
+/// Parser messages can quote the input, and the input may hold a password: toml quotes the
+/// offending line (under a `|` gutter), yaml-rust2 quotes keys as Rust strings
+/// (`String("..."): duplicated key`), and the config crate quotes a whole top-level scalar
+/// (`invalid type: string "...", expected a map`), which is the entire file when it holds only
+/// a URL. Keep what describes the problem and where it is, never the quoted text.
 fn sanitize_parse_error(error: &config::ConfigError) -> String {
     let text = match error {
-        config::ConfigError::FileParse { cause, .. } => cause.to_string(),
+        config::ConfigError::FileParse { cause, .. } => {
+            // config boxes this error twice (`Box<ConfigError>` inside the cause's box).
+            let config_error = cause
+                .downcast_ref::<Box<config::ConfigError>>()
+                .map(|boxed| &**boxed)
+                .or_else(|| cause.downcast_ref::<config::ConfigError>());
+            if let Some(config::ConfigError::Type { unexpected, .. }) = config_error {
+                // config's `Unexpected` cannot be named here; its Debug starts with the variant
+                // name (`Str("...")`), which is all that is kept.
+                let debug = format!("{unexpected:?}");
+                let variant = debug.split('(').next().unwrap_or_default();
+                return format!("the top level is {}, not a table", kind_name(variant));
+            }
+            cause.to_string()
+        }
         other => other.to_string(),
     };
     let kept: Vec<&str> = text
@@ -157,5 +174,41 @@ fn sanitize_parse_error(error: &config::ConfigError) -> String {
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.contains('|'))
         .collect();
-    kept.join("; ")
+    redact_quoted(&kept.join("; "))
+}
+
+/// What a type error calls a value of config's `Unexpected` variant.
+fn kind_name(variant: &str) -> &'static str {
+    match variant {
+        "Bool" => "a boolean",
+        "I64" | "I128" | "U64" | "U128" => "an integer",
+        "Float" => "a floating-point number",
+        "Str" => "a string",
+        "Unit" => "nothing",
+        "Seq" => "a list",
+        "Map" => "a table",
+        _ => "a value",
+    }
+}
+
+/// Replaces every double-quoted string (Rust `Debug` form, `\` escapes) with `"***"`. A lone
+/// `"` (toml writes ``expected `"`, `'` ``) is kept.
+fn redact_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('"') {
+        let after = &rest[open + 1..];
+        let mut escaped = false;
+        let close = after.char_indices().find_map(|(at, c)| {
+            let end = !escaped && c == '"';
+            escaped = !escaped && c == '\\';
+            end.then_some(at)
+        });
+        let Some(close) = close else { break };
+        out.push_str(&rest[..open]);
+        out.push_str("\"***\"");
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
 }

@@ -1,0 +1,5 @@
+//! Fuzz target: Coinbase WebSocket message parsing.
+//! The body, and the contract it asserts, is `feed_fuzz::coinbase_message`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| feed_fuzz::coinbase_message(data));
