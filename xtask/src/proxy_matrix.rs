@@ -1,6 +1,6 @@
 //! `cargo xtask proxy-matrix`: every crate tested and linted with and without its default features
-//! (the `socks` feature), then `cargo fmt` and `cargo deny`, reported as one table, followed by
-//! feed-e2e's coverage of the proxy matrix when its tests ran.
+//! (the `socks` feature), then `cargo fmt`, `cargo deny` and the quick soak (feed-soak), reported
+//! as one table, followed by feed-e2e's coverage of the proxy matrix when its tests ran.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -99,6 +99,9 @@ struct Workspace {
 
 /// The crate that runs the matrix is not part of it.
 const SELF_CRATE: &str = "xtask";
+
+/// The crate with the load and fault scenarios, whose quick run gets a row of its own.
+const SOAK_CRATE: &str = "feed-soak";
 
 /// The crate with the end-to-end proxy matrix, the only one a cell filter runs.
 const E2E_CRATE: &str = "feed-e2e";
@@ -557,6 +560,30 @@ fn plan(crates: &[Crate], options: &Options, deny: DenyAvailability) -> Vec<Row>
         tests: Cell::Empty,
         lint: deny_cell,
     });
+
+    // The quick soak, in the debug build the crate's test rows compiled already: a release
+    // build would compile the whole tree a second time for a run that passes in ~30 s either
+    // way. A test-name filter asks for some tests only, so the soak stays out of it.
+    if crates.iter().any(|c| c.name == SOAK_CRATE) {
+        let tests = if options.filter.is_some() {
+            Cell::Done(Outcome::skipped("skipped (--filter)"))
+        } else {
+            Cell::Pending(Step {
+                kind: Kind::Check,
+                commands: vec![args(&[
+                    "run", "--color", "never", "-p", SOAK_CRATE, "--", "--quick",
+                ])],
+                env: Vec::new(),
+                log_name: log_name("soak"),
+            })
+        };
+        rows.push(Row {
+            name: "soak --quick".to_owned(),
+            features: Some(Features::Default),
+            tests,
+            lint: Cell::Empty,
+        });
+    }
     rows
 }
 
@@ -919,6 +946,61 @@ mod tests {
         assert!(matches!(&rows[3].lint, Cell::Done(o) if o.check_failures == 0));
         let rows = plan(&crates[..1], &quick, DenyAvailability::MissingFail);
         assert!(matches!(&rows[3].lint, Cell::Done(o) if o.check_failures == 1));
+    }
+
+    #[test]
+    fn plans_the_quick_soak_when_feed_soak_is_chosen() {
+        let soak = Crate {
+            name: "feed-soak".into(),
+            has_default_features: true,
+        };
+        let options = |filter: Option<&str>| Options {
+            crates: vec![],
+            filter: filter.map(str::to_owned),
+            cell: None,
+            clippy: true,
+        };
+        let rows = plan(
+            std::slice::from_ref(&soak),
+            &options(None),
+            DenyAvailability::Installed,
+        );
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["feed-soak", "feed-soak", "fmt", "deny", "soak --quick"]
+        );
+        let last = &summarize(&rows)[4];
+        assert_eq!(
+            last,
+            &(
+                "soak --quick".to_owned(),
+                "default",
+                strings(&["cargo run --color never -p feed-soak -- --quick"]),
+                vec![],
+            )
+        );
+        let Cell::Pending(step) = &rows[4].tests else {
+            panic!("soak planned");
+        };
+        assert_eq!(step.kind, crate::step::Kind::Check);
+
+        // A test-name filter leaves it out; so does a selection without feed-soak.
+        let rows = plan(
+            std::slice::from_ref(&soak),
+            &options(Some("x")),
+            DenyAvailability::Installed,
+        );
+        assert_eq!(
+            commands(&rows[4].tests),
+            [r#"done: Skipped("skipped (--filter)")"#]
+        );
+        let other = Crate {
+            name: "plain".into(),
+            has_default_features: false,
+        };
+        let rows = plan(&[other], &options(None), DenyAvailability::Installed);
+        assert!(rows.iter().all(|r| r.name != "soak --quick"));
     }
 
     fn summarize(rows: &[Row]) -> Vec<(String, &'static str, Vec<String>, Vec<String>)> {
