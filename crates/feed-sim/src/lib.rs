@@ -33,6 +33,7 @@ pub mod exchange;
 pub mod https;
 pub mod real;
 mod server;
+pub mod secrets;
 pub mod socks;
 pub mod trace;
 mod wire;

@@ -76,7 +76,7 @@ pub async fn feedproxy_async(args: &[&str], env: &[(&str, &str)]) -> Output {
 pub fn text_without(output: &Output, user: &str, password: &str) -> (String, String) {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let encoded: String = percent_encode(password);
+    let encoded = feed_sim::secrets::percent_encode(password, true);
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     for (name, stream) in [("stdout", &stdout), ("stderr", &stderr)] {
         for form in [password, encoded.as_str(), basic.as_str()] {
@@ -87,18 +87,6 @@ pub fn text_without(output: &Output, user: &str, password: &str) -> (String, Str
         }
     }
     (stdout, stderr)
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// Writes `body` to `dir/name`; returns the path as a string.
@@ -140,69 +128,7 @@ impl Trust {
     }
 }
 
-/// Every form in which a proxy user name and password could leak, each with a name for the
-/// failure message: the password plain and percent-encoded (upper- and lower-case hex),
-/// `user:password` plain and percent-encoded, the Basic auth base64 of `user:password` (without
-/// its padding), the user name plain and percent-encoded, and the alphanumeric start of each
-/// (which survives any other escaping of the rest) when it is at least 6 characters long.
-pub fn secret_forms(user: &str, password: &str) -> Vec<(&'static str, String)> {
-    let lower = |text: &str| -> String {
-        text.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02x}")
-                }
-            })
-            .collect()
-    };
-    let start = |text: &str| -> String {
-        text.chars()
-            .take_while(char::is_ascii_alphanumeric)
-            .collect()
-    };
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let mut forms = vec![
-        ("the password", password.to_owned()),
-        ("the password, percent-encoded", percent_encode(password)),
-        (
-            "the password, percent-encoded in lower case",
-            lower(password),
-        ),
-        ("user:password", format!("{user}:{password}")),
-        (
-            "user:password, percent-encoded",
-            format!("{}:{}", percent_encode(user), percent_encode(password)),
-        ),
-        (
-            "base64 of user:password (Basic auth)",
-            basic.trim_end_matches('=').to_owned(),
-        ),
-        ("the user name", user.to_owned()),
-        ("the user name, percent-encoded", percent_encode(user)),
-    ];
-    for (name, prefix) in [
-        ("the start of the password", start(password)),
-        ("the start of the user name", start(user)),
-    ] {
-        if prefix.len() >= 6 {
-            forms.push((name, prefix));
-        }
-    }
-    forms
-}
-
-/// Fails, naming `what` and the form found, when `haystack` holds `user` or `password` in any
-/// of the [`secret_forms`].
-pub fn assert_no_secret(what: &str, haystack: &str, user: &str, password: &str) {
-    for (form, needle) in secret_forms(user, password) {
-        assert!(
-            !haystack.contains(&needle),
-            "LEAK: {form} ({needle:?}) appears in {what}:\n{haystack}"
-        );
-    }
-}
+pub use feed_sim::secrets::assert_no_secret;
 
 /// stdout and stderr as text, after [`assert_no_secret`] on each (a stricter
 /// [`text_without`]: the user name too, lower-case hex, the `user:password` pair).
@@ -222,5 +148,5 @@ pub fn text_without_secret(
 /// `text` percent-encoded as URL userinfo carries it (everything but RFC 3986 unreserved
 /// characters as upper-case `%XX`).
 pub fn userinfo_encode(text: &str) -> String {
-    percent_encode(text)
+    feed_sim::secrets::percent_encode(text, true)
 }
