@@ -192,10 +192,8 @@ async fn wss_through_socks5h_sends_the_name_to_the_proxy() {
 
 #[test]
 fn a_closed_port_fails_at_tcp_with_exit_1() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    };
+    let closed = feed_sim::ClosedPort::new().expect("closed port");
+    let port = closed.port();
     let url = format!("https://127.0.0.1:{port}/");
     let out = feedproxy(&["probe", &url, "--exchange", "binance"], &[]);
     let (stdout, stderr) = text_without(&out, USER, PASSWORD);

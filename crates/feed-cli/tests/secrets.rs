@@ -404,7 +404,7 @@ enum Proxy {
     Connect(ConnectProxy),
     #[cfg(feature = "socks")]
     Socks(feed_sim::SocksProxy),
-    Closed(u16),
+    Closed(feed_sim::ClosedPort),
 }
 
 impl Proxy {
@@ -412,8 +412,7 @@ impl Proxy {
     /// [`Failure::ProxyTls`] by `untrusted_ca`.
     async fn start(ca: &TestCa, untrusted_ca: &TestCa, kind: Kind, failure: Failure) -> Self {
         if failure == Failure::Unreachable {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            return Proxy::Closed(listener.local_addr().expect("addr").port());
+            return Proxy::Closed(feed_sim::ClosedPort::new().expect("closed port"));
         }
         let password = if failure == Failure::AuthRejected {
             "not-the-canary"
@@ -458,7 +457,7 @@ impl Proxy {
             Proxy::Connect(p) => p.addr().port(),
             #[cfg(feature = "socks")]
             Proxy::Socks(p) => p.addr().port(),
-            Proxy::Closed(port) => *port,
+            Proxy::Closed(closed) => closed.port(),
         };
         let host = if kind == Kind::Https {
             "localhost"

@@ -869,6 +869,9 @@ struct Case {
     party: Option<&'static str>,
     /// Whether the fault comes after the tunnel, so the target sees (proxied) connections.
     reaches_target: bool,
+    /// A socket bound to the unreachable proxy's port and never listening, so nothing else in
+    /// this test binary can take the port while the case lives (a connect to it is refused).
+    reserved: Option<feed_sim::ClosedPort>,
 }
 
 /// The expected outcome of a case, before its proxy and target exist.
@@ -1019,13 +1022,11 @@ async fn cases(ca: &TestCa) -> Vec<Case> {
             cases.push(case(name, over, Some(relay), url, timeout, target, expect));
         }
 
-        // Nothing listens at the proxy's address.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        // Nothing listens at the proxy's address: the port is bound and kept, never listened on.
+        let reserved = feed_sim::ClosedPort::new().expect("closed port");
+        let port = reserved.port();
         let target = Target::start(over, ca, HandshakeFault::None, &["localhost"]).await;
-        cases.push(case(
+        let mut unreachable = case(
             "unreachable proxy",
             over,
             None,
@@ -1033,7 +1034,9 @@ async fn cases(ca: &TestCa) -> Vec<Case> {
             ROUTE_TIMEOUT,
             target,
             proxy_fault("Tunnel/ProxyUnreachable", "proxy unreachable: "),
-        ));
+        );
+        unreachable.reserved = Some(reserved);
+        cases.push(unreachable);
 
         // After the tunnel: the exchange's certificate is not trusted / not for its name.
         let relay = Relay::connect(ProxyOptions::new()).await;
@@ -1277,6 +1280,7 @@ fn case(
         kind: expect.kind,
         text: expect.text,
         party: expect.party,
+        reserved: None,
     }
 }
 

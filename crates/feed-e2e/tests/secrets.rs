@@ -660,7 +660,7 @@ enum TestProxy {
     #[cfg(feature = "socks")]
     Socks(feed_sim::SocksProxy),
     /// A port nothing listens on.
-    Closed(u16),
+    Closed(feed_sim::ClosedPort),
 }
 
 impl TestProxy {
@@ -668,8 +668,7 @@ impl TestProxy {
     /// [`Failure::ProxyTls`] by `untrusted_ca`.
     async fn start(ca: &TestCa, untrusted_ca: &TestCa, kind: Kind, failure: Failure) -> Self {
         if failure == Failure::Unreachable {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            return TestProxy::Closed(listener.local_addr().expect("addr").port());
+            return TestProxy::Closed(feed_sim::ClosedPort::new().expect("closed port"));
         }
         let password = if failure == Failure::AuthRejected {
             "not-the-canary"
@@ -715,7 +714,7 @@ impl TestProxy {
             TestProxy::Connect(p) => p.addr().port(),
             #[cfg(feature = "socks")]
             TestProxy::Socks(p) => p.addr().port(),
-            TestProxy::Closed(port) => *port,
+            TestProxy::Closed(closed) => closed.port(),
         };
         let host = if kind == Kind::Https {
             "localhost"

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -26,6 +26,28 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// Send only part of the body (a fault); `None`: the whole body.
+    pub cut: Option<BodyCut>,
+}
+
+/// A body cut short: the `Content-Length` of the whole body is announced, its first half sent,
+/// then the connection is ...
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyCut {
+    /// ... closed (TLS close_notify, then FIN): a truncated body.
+    Close,
+    /// ... left open and silent (the client's bytes are read and dropped until it closes), as if
+    /// the server had vanished without FIN or RST.
+    Stall,
+}
+
+/// What one of the first requests gets instead of its route's answer ([`Routes::overrides`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Override {
+    /// This response.
+    Replace(Response),
+    /// The route's own answer with its body cut short.
+    Cut(BodyCut),
 }
 
 impl Response {
@@ -35,6 +57,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: body.into(),
+            cut: None,
         }
     }
 
@@ -53,12 +76,15 @@ impl Response {
 
 /// Responses by request path (without the query), for any of GET, POST and DELETE. Unknown paths
 /// get 404. A path given a [`Routes::sequence`] answers its responses in turn, then repeats the
-/// last.
+/// last. [`Routes::overrides`] change the first answers whatever their path.
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
     by_path: HashMap<String, Vec<Response>>,
     /// Requests answered so far per path (shared by clones, so a server's copy counts).
     hits: Arc<Mutex<HashMap<String, usize>>>,
+    overrides: Vec<Override>,
+    /// Requests answered so far over every path (shared by clones).
+    answered: Arc<AtomicUsize>,
 }
 
 impl Routes {
@@ -81,7 +107,28 @@ impl Routes {
         self
     }
 
+    /// The first requests, over every path and connection, get `overrides` in turn instead of
+    /// their route's answer (e.g. a 429, then a body cut short); later ones, their route's.
+    #[must_use]
+    pub fn overrides(mut self, overrides: Vec<Override>) -> Self {
+        self.overrides = overrides;
+        self
+    }
+
     fn answer(&self, method: &str, target: &str) -> Response {
+        let routed = self.route_answer(method, target);
+        let turn = self.answered.fetch_add(1, Ordering::SeqCst);
+        match self.overrides.get(turn) {
+            Some(Override::Replace(response)) => response.clone(),
+            Some(Override::Cut(cut)) => Response {
+                cut: Some(*cut),
+                ..routed
+            },
+            None => routed,
+        }
+    }
+
+    fn route_answer(&self, method: &str, target: &str) -> Response {
         if !matches!(method, "GET" | "POST" | "DELETE") {
             return Response::new(405, "feed-sim: method not allowed");
         }
@@ -281,8 +328,15 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             connection,
         });
         write_response(&mut stream, &response, close).await?;
-        if close {
-            return stream.shutdown().await;
+        match response.cut {
+            Some(BodyCut::Close) => return stream.shutdown().await,
+            Some(BodyCut::Stall) => {
+                let mut sink = [0u8; 4096];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                return Ok(());
+            }
+            None if close => return stream.shutdown().await,
+            None => {}
         }
     }
 }
@@ -314,7 +368,11 @@ async fn write_response<S: AsyncWrite + Unpin>(
     }
     out.push_str("\r\n");
     let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(&response.body);
+    let sent = match response.cut {
+        Some(_) => &response.body[..response.body.len() / 2],
+        None => &response.body[..],
+    };
+    bytes.extend_from_slice(sent);
     stream.write_all(&bytes).await?;
     stream.flush().await
 }

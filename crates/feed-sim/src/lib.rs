@@ -28,6 +28,7 @@
 //! are `wss::HandshakeFault`.
 
 pub mod ca;
+mod closed;
 pub mod connect_proxy;
 pub mod exchange;
 pub mod https;
@@ -40,6 +41,7 @@ mod wire;
 pub mod wss;
 
 pub use ca::TestCa;
+pub use closed::ClosedPort;
 pub use connect_proxy::{ConnectProxy, ConnectRecord, ProxyOptions};
 pub use exchange::{ExchangeKind, FakeExchange, FakeExchangeOptions, SentTrade};
 pub use https::{HttpsServer, Request, Response, Routes};

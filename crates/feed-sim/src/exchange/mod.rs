@@ -28,7 +28,6 @@ mod rest;
 
 use json::Json;
 pub use rest::RestFault;
-use rest::ScriptedRest;
 
 /// A fake exchange's REST routes: (path, fixture body) pairs.
 type RestRoutes = Vec<(&'static str, &'static str)>;
@@ -189,38 +188,9 @@ pub struct SentTrade {
 /// [`FakeExchangeOptions::end_streams_with`] for a close after the trades.
 pub struct FakeExchange {
     kind: ExchangeKind,
-    rest: RestServer,
+    rest: HttpsServer,
     ws: WssServer,
     ledger: Arc<Ledger>,
-}
-
-/// The REST server: the fixture routes, or the same behind scripted faults.
-enum RestServer {
-    Fixed(HttpsServer),
-    Scripted(ScriptedRest),
-}
-
-impl RestServer {
-    fn addr(&self) -> SocketAddr {
-        match self {
-            Self::Fixed(server) => server.addr(),
-            Self::Scripted(server) => server.addr(),
-        }
-    }
-
-    fn requests(&self) -> Vec<Request> {
-        match self {
-            Self::Fixed(server) => server.requests(),
-            Self::Scripted(server) => server.requests(),
-        }
-    }
-
-    async fn shutdown(&mut self) {
-        match self {
-            Self::Fixed(server) => server.shutdown().await,
-            Self::Scripted(server) => server.shutdown().await,
-        }
-    }
 }
 
 impl fmt::Debug for FakeExchange {
@@ -256,15 +226,19 @@ impl FakeExchange {
             ExchangeKind::Coinbase => handler::<coinbase::Fixture>(&ledger, &options)?,
             ExchangeKind::Backpack => handler::<backpack::Fixture>(&ledger, &options)?,
         };
-        let rest = if options.rest_faults.is_empty() {
-            let routes = routes.iter().fold(Routes::new(), |all, (path, body)| {
+        let routes = routes
+            .iter()
+            .fold(Routes::new(), |all, (path, body)| {
                 all.route(*path, Response::json(*body))
-            });
-            RestServer::Fixed(HttpsServer::start_on(options.bind, ca, routes).await?)
-        } else {
-            let faults = options.rest_faults.clone();
-            RestServer::Scripted(ScriptedRest::start(options.bind, ca, routes, faults).await?)
-        };
+            })
+            .overrides(
+                options
+                    .rest_faults
+                    .iter()
+                    .map(RestFault::to_override)
+                    .collect(),
+            );
+        let rest = HttpsServer::start_on(options.bind, ca, routes).await?;
         let ws_options = WssOptions::new()
             .bind(options.bind)
             .echo(false)
