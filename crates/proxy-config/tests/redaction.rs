@@ -159,7 +159,9 @@ proptest! {
         fault in fault(),
         scheme in scheme(),
         exchange in "[a-z]{3,10}",
-        user in "[a-z]{3,8}",
+        // A digit in the name: a plain word could be part of a field name in the Debug output
+        // ("nds" in "timeout_seconds: ...") and fail the search without a leak.
+        user in "u[0-9][a-z]{2,7}",
         password in "pw[A-Za-z0-9]{8,16}[@:%#?]{0,2}[A-Za-z0-9]{0,4}",
     ) {
         let url = url_for(scheme, &user, &password, fault);
