@@ -38,8 +38,8 @@ Commands:
 
 Options of bench:
   --quick             Fewer pairs and shorter arms: a smoke run, noisier figures.
-  --only GROUP        Only this group (repeatable): route, tunnel, wrapper, disabled,
-                      handshake, cpu. See docs/performance.md.
+  --only GROUP        Only this group (repeatable): route, tunnel, wrapper, feed, disabled,
+                      handshake, cpu, alternative, memory. See docs/performance.md.
 
 Options of soak:
   --quick             The size CI runs (well under 2 minutes): proxy restarts every 2 s for

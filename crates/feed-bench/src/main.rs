@@ -6,6 +6,7 @@
 mod alloc;
 #[cfg(feature = "socks")]
 mod alternative;
+mod feeds;
 mod handshake;
 mod memory;
 mod relay;
@@ -26,7 +27,7 @@ Usage: feed-bench [--quick] [--only NAME]...
 
   --quick      fewer pairs and shorter arms (a smoke run; figures are noisier)
   --only NAME  run only this benchmark group (repeatable): route, tunnel, wrapper,
-               disabled, handshake, cpu, alternative, memory
+               feed, disabled, handshake, cpu, alternative, memory
   --profile ARM SIZE
                no table: run one read-loop arm (bare, wsstream, wsconn) with SIZE-byte
                messages for about 5 s, for a profiler (`perf record -p`); prints msg/s
@@ -52,10 +53,11 @@ impl Options {
     }
 }
 
-const GROUPS: [&str; 8] = [
+const GROUPS: [&str; 9] = [
     "route",
     "tunnel",
     "wrapper",
+    "feed",
     "disabled",
     "handshake",
     "cpu",
@@ -149,6 +151,7 @@ fn main() -> ExitCode {
     let needs_io = [
         "tunnel",
         "wrapper",
+        "feed",
         "disabled",
         "handshake",
         "cpu",
@@ -165,6 +168,10 @@ fn main() -> ExitCode {
             if options.wants("wrapper") {
                 eprintln!("feed-bench: wrapper cost");
                 rig.wrapper(&options, &mut table)?;
+            }
+            if options.wants("feed") {
+                eprintln!("feed-bench: FeedHandler over Binance trades");
+                rig.feeds(&options, &mut table)?;
             }
             if options.wants("disabled") {
                 eprintln!("feed-bench: disabled proxy system");

@@ -2,10 +2,15 @@
 //! for the client's "go" message, then writes `COUNT` text messages of `SIZE` bytes (path
 //! `/SIZE/COUNT`) from a buffer of frames encoded once, so the server does as little as possible
 //! per message and the client side dominates. `COUNT` 0 holds the connection open, idle.
+//!
+//! A Binance combined-stream path (`/stream?streams=...`, what `BinanceFeed` asks for) gets
+//! [`Blaster::set_binance_count`] numbered `aggTrade` messages in the exchange's format instead,
+//! right after the upgrade (Binance subscribes in the URL, so the client sends nothing first).
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustls::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +27,8 @@ const CHUNK: usize = 64 * 1024;
 /// A running server on 127.0.0.1; its accept loop stops on drop.
 pub(crate) struct Blaster {
     addr: SocketAddr,
+    /// How many trades the next Binance stream connection gets.
+    binance_count: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -37,20 +44,64 @@ impl Blaster {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
+        let binance_count = Arc::new(AtomicUsize::new(0));
+        let counts = Arc::clone(&binance_count);
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
+                let counts = Arc::clone(&counts);
                 tokio::spawn(async move {
-                    let _ = serve(tcp, acceptor).await;
+                    let _ = serve(tcp, acceptor, &counts).await;
                 });
             }
         });
-        Ok(Self { addr, task })
+        Ok(Self {
+            addr,
+            binance_count,
+            task,
+        })
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
+
+    /// How many trades each Binance stream connection opened from now on gets.
+    pub(crate) fn set_binance_count(&self, count: usize) {
+        self.binance_count.store(count, Ordering::Relaxed);
+    }
+}
+
+/// The path of the Binance stream the benchmarks read (`BinanceFeed` for `BTC-USDT`).
+pub(crate) const BINANCE_PATH: &str = "/stream?streams=btcusdt@aggTrade";
+
+/// The first trade id [`binance_trades`] numbers from.
+pub(crate) const FIRST_TRADE_ID: u64 = 3_603_125_811;
+
+/// `count` numbered Binance `aggTrade` messages (ids from [`FIRST_TRADE_ID`]) as unmasked text
+/// frames, in the fixture's field order and formats, each about 200 bytes.
+fn binance_trades(count: usize) -> Vec<u8> {
+    let mut frames = Vec::with_capacity(count * 210);
+    for i in 0..count as u64 {
+        let id = FIRST_TRADE_ID + i;
+        let ms = 1_754_601_477_745 + i;
+        let cents = 11_687_199 + i % 7;
+        let message = format!(
+            "{{\"stream\":\"btcusdt@aggTrade\",\"data\":{{\"e\":\"aggTrade\",\"E\":{},\"s\":\"BTCUSDT\",\
+             \"a\":{id},\"p\":\"{}.{:02}000000\",\"q\":\"0.{:04}0000\",\"f\":{},\"l\":{},\"T\":{ms},\
+             \"m\":{},\"M\":true}}}}",
+            ms + 1,
+            cents / 100,
+            cents % 100,
+            12 + i % 4000,
+            5_150_441_211 + i,
+            5_150_441_211 + i,
+            i % 2 == 0,
+        );
+        frames.extend_from_slice(&frame_header(message.len()));
+        frames.extend_from_slice(message.as_bytes());
+    }
+    frames
 }
 
 /// The path asking for `count` messages of `size` bytes.
@@ -58,7 +109,7 @@ pub(crate) fn path(size: usize, count: usize) -> String {
     format!("/{size}/{count}")
 }
 
-async fn serve(tcp: TcpStream, acceptor: TlsAcceptor) -> io::Result<()> {
+async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, binance: &AtomicUsize) -> io::Result<()> {
     tcp.set_nodelay(true)?;
     let mut tls = acceptor.accept(tcp).await?;
     let mut buf = Vec::with_capacity(1024);
@@ -77,7 +128,7 @@ async fn serve(tcp: TcpStream, acceptor: TlsAcceptor) -> io::Result<()> {
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..head_len]).into_owned();
-    let (size, count) = parse_path(&head).ok_or_else(|| io::Error::other("bad path"))?;
+    let stream = parse_path(&head, binance).ok_or_else(|| io::Error::other("bad path"))?;
     let key = head
         .lines()
         .find_map(|line| {
@@ -94,26 +145,18 @@ async fn serve(tcp: TcpStream, acceptor: TlsAcceptor) -> io::Result<()> {
     );
     tls.write_all(answer.as_bytes()).await?;
     tls.flush().await?;
-    if count > 0 {
-        let mut received = buf.len() - head_len;
-        while received < GO_FRAME_LEN {
-            let mut chunk = [0u8; 64];
-            let n = tls.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
+    match stream {
+        Stream::Binance(count) => {
+            let frames = binance_trades(count);
+            for chunk in frames.chunks(CHUNK) {
+                tls.write_all(chunk).await?;
             }
-            received += n;
+            tls.flush().await?;
         }
-        let frame = text_frame(size);
-        let per_chunk = (CHUNK / frame.len()).max(1);
-        let chunk = frame.repeat(per_chunk);
-        let mut left = count;
-        while left >= per_chunk {
-            tls.write_all(&chunk).await?;
-            left -= per_chunk;
+        Stream::Blast { size, count } if count > 0 => {
+            blast(&mut tls, &buf[head_len..], size, count).await?;
         }
-        tls.write_all(&chunk[..left * frame.len()]).await?;
-        tls.flush().await?;
+        Stream::Blast { .. } => {}
     }
     // Hold the connection until the client goes away.
     let mut sink = [0u8; 4096];
@@ -121,16 +164,61 @@ async fn serve(tcp: TcpStream, acceptor: TlsAcceptor) -> io::Result<()> {
     Ok(())
 }
 
-fn parse_path(head: &str) -> Option<(usize, usize)> {
+/// What a connection asked for.
+enum Stream {
+    /// `count` messages of `size` bytes after the client's "go".
+    Blast { size: usize, count: usize },
+    /// `count` Binance trades right after the upgrade.
+    Binance(usize),
+}
+
+/// Waits for the client's "go" (`early`: bytes that came with the upgrade request), then writes
+/// `count` frames of `size` bytes.
+async fn blast<S>(tls: &mut S, early: &[u8], size: usize, count: usize) -> io::Result<()>
+where
+    S: AsyncReadExt + AsyncWriteExt + Unpin,
+{
+    let mut received = early.len();
+    while received < GO_FRAME_LEN {
+        let mut chunk = [0u8; 64];
+        let n = tls.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        received += n;
+    }
+    let frame = text_frame(size);
+    let per_chunk = (CHUNK / frame.len()).max(1);
+    let chunk = frame.repeat(per_chunk);
+    let mut left = count;
+    while left >= per_chunk {
+        tls.write_all(&chunk).await?;
+        left -= per_chunk;
+    }
+    tls.write_all(&chunk[..left * frame.len()]).await?;
+    tls.flush().await
+}
+
+fn parse_path(head: &str, binance: &AtomicUsize) -> Option<Stream> {
     let target = head.lines().next()?.split(' ').nth(1)?;
+    if target == BINANCE_PATH {
+        return Some(Stream::Binance(binance.load(Ordering::Relaxed)));
+    }
     let mut parts = target.trim_start_matches('/').split('/');
     let size = parts.next()?.parse().ok()?;
     let count = parts.next()?.parse().ok()?;
-    Some((size, count))
+    Some(Stream::Blast { size, count })
 }
 
 /// An unmasked, final text frame of `size` ASCII bytes.
 fn text_frame(size: usize) -> Vec<u8> {
+    let mut frame = frame_header(size);
+    frame.extend((0..size).map(|i| b'a' + (i % 26) as u8));
+    frame
+}
+
+/// The header of an unmasked, final text frame with a `size`-byte payload.
+fn frame_header(size: usize) -> Vec<u8> {
     let mut frame = vec![0x81];
     if size < 126 {
         frame.push(size as u8);
@@ -141,7 +229,6 @@ fn text_frame(size: usize) -> Vec<u8> {
         frame.push(127);
         frame.extend_from_slice(&(size as u64).to_be_bytes());
     }
-    frame.extend((0..size).map(|i| b'a' + (i % 26) as u8));
     frame
 }
 

@@ -62,6 +62,8 @@ pub(crate) struct Rig {
     socks5: Relay,
     pub(crate) ws_options: WsOptions,
     bare_tls: Arc<ClientConfig>,
+    /// The CA of every server's certificate (the fake exchange of the feed arm too).
+    pub(crate) ca: TestCa,
     pub(crate) client: Runtime,
     /// Last: the server and relays' tasks drop before their runtime.
     pub(crate) background: Runtime,
@@ -124,6 +126,7 @@ impl Rig {
             socks5,
             ws_options,
             bare_tls,
+            ca,
             client,
             background,
         })
@@ -407,39 +410,47 @@ impl Rig {
     /// Messages/s received by a bare fastwebsockets `WebSocket` over tokio-rustls.
     fn bare_rate(&self, size: usize, count: usize) -> io::Result<f64> {
         self.client.block_on(async {
-            let tcp = TcpStream::connect(self.blaster.addr()).await?;
-            tcp.set_nodelay(true)?;
-            let name = ServerName::IpAddress(self.blaster.addr().ip().into());
-            let mut tls = TlsConnector::from(Arc::clone(&self.bare_tls)).connect(name, tcp).await?;
-            let request = format!(
-                "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                path(size, count),
-                self.blaster.addr().port()
-            );
-            tls.write_all(request.as_bytes()).await?;
-            let mut head = Vec::new();
-            while find(&head, b"\r\n\r\n").is_none() {
-                let mut chunk = [0u8; 1024];
-                let n = tls.read(&mut chunk).await?;
-                if n == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                head.extend_from_slice(&chunk[..n]);
-            }
-            let mut ws = WebSocket::after_handshake(tls, Role::Client);
+            let mut ws = self.bare_connect(&path(size, count)).await?;
             ws.write_frame(Frame::text(Payload::Borrowed(b"go")))
                 .await
                 .map_err(|e| io::Error::other(e.to_string()))?;
             let timer = start_timer();
             for _ in 0..count {
-                let frame = ws.read_frame().await.map_err(|e| io::Error::other(e.to_string()))?;
+                let frame = ws
+                    .read_frame()
+                    .await
+                    .map_err(|e| io::Error::other(e.to_string()))?;
                 if frame.opcode != OpCode::Text || frame.payload.len() != size {
                     return Err(io::Error::other("unexpected frame"));
                 }
             }
             Ok(stop_timer(timer, count))
         })
+    }
+
+    /// A bare fastwebsockets `WebSocket` over tokio-rustls to the server's `path`: the upgrade
+    /// written by hand, the answer's head skipped (the server writes nothing more before "go",
+    /// or before the client has its head, so nothing is lost).
+    pub(crate) async fn bare_connect(&self, path: &str) -> io::Result<BareWs> {
+        let tcp = TcpStream::connect(self.blaster.addr()).await?;
+        tcp.set_nodelay(true)?;
+        let name = ServerName::IpAddress(self.blaster.addr().ip().into());
+        let mut tls = TlsConnector::from(Arc::clone(&self.bare_tls))
+            .connect(name, tcp)
+            .await?;
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            self.blaster.addr().port()
+        );
+        tls.write_all(request.as_bytes()).await?;
+        // One byte at a time up to the end of the head: frames may follow it in the same record.
+        let mut head = Vec::new();
+        while find(&head, b"\r\n\r\n").is_none() {
+            let byte = tls.read_u8().await?;
+            head.push(byte);
+        }
+        Ok(WebSocket::after_handshake(tls, Role::Client))
     }
 
     /// Messages/s received by `WsConn::next`, direct to the server.
@@ -505,6 +516,9 @@ impl Rig {
         })
     }
 }
+
+/// The bare arms' WebSocket.
+pub(crate) type BareWs = WebSocket<tokio_rustls::client::TlsStream<TcpStream>>;
 
 #[derive(Debug, Clone, Copy)]
 enum WsConnKind {
