@@ -1,23 +1,21 @@
 //! `connect` and `WsStream`: route -> tunnel -> TLS -> checked upgrade -> fastwebsockets.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket, WebSocketError};
+use fastwebsockets::{Frame, OpCode, Payload, WebSocketError};
 use proxy_resolve::{Route, Transport};
 use proxy_tunnel::{
     ConnectTimings, TargetStream, TlsOptions, TunnelConnector, TunnelStream, redact_url,
     tls_to_target,
 };
 use rustls::ClientConfig;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::{WsError, WsErrorKind};
+use crate::frames;
 use crate::handshake::{self, HandshakeError, UpgradeRequest};
 
 /// How a WebSocket connection is opened and read. `Debug` shows header names, not values (an
@@ -99,20 +97,31 @@ impl Message {
 
 /// An open WebSocket.
 pub struct WsStream {
-    // Not fastwebsockets' FragmentCollector: its per-frame moves cost a third of the read rate at
-    // 64 B (docs/performance.md); an unfragmented message, the common case, is handed out as the
-    // frame's own bytes, and fragments are collected in `partial`.
-    ws: WebSocket<Prefixed<TargetStream>>,
+    // Frames are read here, not by fastwebsockets' `WebSocket::read_frame`: its per-frame moves
+    // through three nested futures cost about a fifth of the read rate at 64 B
+    // (docs/performance.md). A buffered frame is parsed by a plain function and handed out as
+    // the read buffer's own bytes, with no await; fastwebsockets encodes and masks what we send.
+    stream: TargetStream,
+    /// Bytes read from the socket and not yet handed out.
+    buf: BytesMut,
+    /// The encoding buffer for frames sent.
+    out: Vec<u8>,
     /// A fragmented message being reassembled: whether it is text, and the bytes so far.
     partial: Option<(bool, BytesMut)>,
-    /// Socket reads that returned data, counted by the stream under `ws`.
-    reads: Arc<AtomicU64>,
+    /// Socket reads that returned data.
+    reads: u64,
+    /// When the frame being waited for must have arrived (set at the first socket read it
+    /// needs, cleared when it is complete).
+    idle_deadline: Option<tokio::time::Instant>,
     subprotocol: Option<String>,
     idle_timeout: Option<Duration>,
     max_message_size: usize,
     exchange: Arc<str>,
     url: Arc<str>,
+    /// No more messages: the server's close frame arrived, or the connection failed as closed.
     closed: bool,
+    /// A close frame was sent: only a close frame may follow in either direction.
+    close_sent: bool,
 }
 
 impl std::fmt::Debug for WsStream {
@@ -196,27 +205,35 @@ pub async fn connect_timed(
         .await
         .map_err(|e| fail(WsErrorKind::Tunnel(e)))?;
     let opening = open(stream, &target, tls, options, timings);
-    let (stream, subprotocol) = match tokio::time::timeout(limit, opening).await {
+    let (stream, leftover, subprotocol) = match tokio::time::timeout(limit, opening).await {
         Ok(result) => result.map_err(&fail)?,
         Err(_) => return Err(fail(WsErrorKind::HandshakeTimeout(limit))),
     };
-    let reads = Arc::clone(&stream.reads);
-    let mut ws = WebSocket::after_handshake(stream, Role::Client);
-    ws.set_auto_pong(true);
-    ws.set_auto_close(true);
-    ws.set_max_message_size(options.max_message_size);
+    let reads = u64::from(!leftover.is_empty());
+    let mut buf = BytesMut::with_capacity(READ_BUFFER.max(leftover.len()));
+    buf.extend_from_slice(&leftover);
     Ok(WsStream {
-        ws,
+        stream,
+        buf,
+        out: Vec::new(),
         partial: None,
         reads,
+        idle_deadline: None,
         subprotocol,
         idle_timeout: options.idle_timeout,
         max_message_size: options.max_message_size,
         exchange: Arc::from(exchange),
         url: Arc::from(shown.as_str()),
         closed: false,
+        close_sent: false,
     })
 }
+
+/// The read buffer's first capacity; what fastwebsockets used.
+const READ_BUFFER: usize = 8192;
+
+/// Room made in the read buffer before a socket read.
+const READ_MIN: usize = 4096;
 
 /// TLS to the exchange (`wss://`) over the tunnel, then the upgrade, checked.
 async fn open(
@@ -225,7 +242,7 @@ async fn open(
     tls: Option<Arc<ClientConfig>>,
     options: &WsOptions,
     timings: &mut WsTimings,
-) -> Result<(Prefixed<TargetStream>, Option<String>), WsErrorKind> {
+) -> Result<(TargetStream, Bytes, Option<String>), WsErrorKind> {
     let mut started = Instant::now();
     let mut stream = match tls {
         Some(config) => {
@@ -261,7 +278,7 @@ async fn open(
             buf.advance(accepted.head_len);
             timings.upgrade = Some(started.elapsed());
             // Frames the server sent right after its answer stay in front of the stream.
-            return Ok((Prefixed::new(buf.freeze(), stream), accepted.subprotocol));
+            return Ok((stream, buf.freeze(), accepted.subprotocol));
         }
         if buf.len() >= handshake::MAX_RESPONSE_HEAD {
             return Err(WsErrorKind::Handshake(HandshakeError::OversizedResponse));
@@ -291,28 +308,38 @@ impl WsStream {
             return Ok(None);
         }
         loop {
-            let frame = match self.idle_timeout {
-                Some(limit) => match tokio::time::timeout(limit, self.ws.read_frame()).await {
-                    Ok(frame) => frame,
-                    Err(_) => return Err(self.error(WsErrorKind::IdleTimeout(limit))),
-                },
-                None => self.ws.read_frame().await,
+            let head = match frames::parse_head(&self.buf, self.max_message_size) {
+                Ok(Some(head)) if self.buf.len() >= head.frame_len() => head,
+                Ok(Some(head)) => {
+                    self.fill(head.frame_len()).await?;
+                    continue;
+                }
+                Ok(None) => {
+                    self.fill(frames::MAX_HEAD).await?;
+                    continue;
+                }
+                Err(e) => return Err(self.frame_error(e)),
             };
-            let frame = frame.map_err(|e| self.frame_error(e))?;
-            match frame.opcode {
-                OpCode::Text | OpCode::Binary if frame.fin && self.partial.is_none() => {
-                    let bytes = payload_bytes(frame.payload);
-                    return Ok(Some(if frame.opcode == OpCode::Text {
-                        Message::Text(bytes)
-                    } else {
-                        Message::Binary(bytes)
-                    }));
+            self.idle_deadline = None;
+            self.buf.advance(head.head_len);
+            let payload = self.buf.split_to(head.payload_len);
+            if self.close_sent && !matches!(head.opcode, OpCode::Close | OpCode::Ping) {
+                return Err(self.frame_error(WebSocketError::ConnectionClosed));
+            }
+            match head.opcode {
+                OpCode::Text | OpCode::Binary if head.fin && self.partial.is_none() => {
+                    if head.opcode == OpCode::Binary {
+                        return Ok(Some(Message::Binary(payload.freeze())));
+                    }
+                    if std::str::from_utf8(&payload).is_err() {
+                        return Err(self.frame_error(WebSocketError::InvalidUTF8));
+                    }
+                    return Ok(Some(Message::Text(payload.freeze())));
                 }
                 OpCode::Text | OpCode::Binary if self.partial.is_none() => {
-                    // The first fragment; fastwebsockets checks UTF-8 of final frames only, so
-                    // the whole text is checked once it is complete.
-                    let text = frame.opcode == OpCode::Text;
-                    self.partial = Some((text, BytesMut::from(&frame.payload[..])));
+                    // The first fragment; the whole text is checked once it is complete (a
+                    // character may be split between fragments).
+                    self.partial = Some((head.opcode == OpCode::Text, payload));
                 }
                 // A new message while a fragmented one is unfinished.
                 OpCode::Text | OpCode::Binary => {
@@ -322,12 +349,11 @@ impl WsStream {
                     let Some((text, collected)) = self.partial.as_mut() else {
                         return Err(self.frame_error(WebSocketError::InvalidContinuationFrame));
                     };
-                    if collected.len().saturating_add(frame.payload.len()) >= self.max_message_size
-                    {
+                    if collected.len().saturating_add(payload.len()) >= self.max_message_size {
                         return Err(self.frame_error(WebSocketError::FrameTooLarge));
                     }
-                    collected.extend_from_slice(&frame.payload);
-                    if frame.fin {
+                    collected.extend_from_slice(&payload);
+                    if head.fin {
                         let text = *text;
                         let bytes = self
                             .partial
@@ -343,22 +369,79 @@ impl WsStream {
                         return Ok(Some(Message::Text(bytes)));
                     }
                 }
-                OpCode::Close => {
-                    self.closed = true;
-                    self.partial = None;
-                    let payload: &[u8] = &frame.payload;
-                    let (code, reason) = match payload {
-                        [hi, lo, rest @ ..] => (
-                            Some(u16::from_be_bytes([*hi, *lo])),
-                            String::from_utf8_lossy(rest).into_owned(),
-                        ),
-                        _ => (None, String::new()),
-                    };
-                    return Ok(Some(Message::Close { code, reason }));
+                OpCode::Close => return self.closed_by_server(&payload).await.map(Some),
+                OpCode::Ping => {
+                    if !self.close_sent {
+                        let pong = Frame::pong(Payload::Borrowed(&payload));
+                        self.write(pong).await?;
+                    }
                 }
-                OpCode::Ping | OpCode::Pong => continue,
+                OpCode::Pong => {}
             }
         }
+    }
+
+    /// Reads once from the socket, with room for at least `want` buffered bytes; bounded by the
+    /// idle timeout of the frame being waited for.
+    async fn fill(&mut self, want: usize) -> Result<(), WsError> {
+        self.buf
+            .reserve(want.saturating_sub(self.buf.len()).max(READ_MIN));
+        let read = match self.idle_timeout {
+            Some(limit) => {
+                let deadline = *self
+                    .idle_deadline
+                    .get_or_insert_with(|| tokio::time::Instant::now() + limit);
+                match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
+                    Ok(read) => read,
+                    Err(_) => return Err(self.error(WsErrorKind::IdleTimeout(limit))),
+                }
+            }
+            None => self.stream.read_buf(&mut self.buf).await,
+        };
+        match read {
+            Ok(0) => Err(self.frame_error(WebSocketError::UnexpectedEOF)),
+            Ok(_) => {
+                self.reads += 1;
+                Ok(())
+            }
+            Err(e) => Err(self.frame_error(WebSocketError::IoError(e))),
+        }
+    }
+
+    /// The server's close frame: checked (a code, a UTF-8 reason, a code a peer may send),
+    /// answered with the same payload unless we closed first, and the stream marked closed.
+    async fn closed_by_server(&mut self, payload: &[u8]) -> Result<Message, WsError> {
+        self.partial = None;
+        let (code, reason) = match payload {
+            [] => (None, String::new()),
+            [_] => {
+                self.closed = true;
+                return Err(self.frame_error(WebSocketError::InvalidCloseFrame));
+            }
+            [hi, lo, rest @ ..] => {
+                let code = u16::from_be_bytes([*hi, *lo]);
+                let Ok(reason) = std::str::from_utf8(rest) else {
+                    self.closed = true;
+                    return Err(self.frame_error(WebSocketError::InvalidUTF8));
+                };
+                if !fastwebsockets::CloseCode::from(code).is_allowed() {
+                    if !self.close_sent {
+                        let _ = self.write(Frame::close(1002, rest)).await;
+                    }
+                    self.closed = true;
+                    return Err(self.frame_error(WebSocketError::InvalidCloseCode));
+                }
+                (Some(code), reason.to_owned())
+            }
+        };
+        if !self.close_sent {
+            // The peer is leaving: a failed answer does not hide its close.
+            let _ = self
+                .write(Frame::close_raw(Payload::Borrowed(payload)))
+                .await;
+        }
+        self.closed = true;
+        Ok(Message::Close { code, reason })
     }
 
     /// Sends a text message.
@@ -397,17 +480,26 @@ impl WsStream {
     /// change in between arrived in the same read (a caller that timestamps messages can read
     /// the clock once per read instead of once per message).
     pub fn socket_reads(&self) -> u64 {
-        self.reads.load(Ordering::Relaxed)
+        self.reads
     }
 
-    async fn write(&mut self, frame: Frame<'_>) -> Result<(), WsError> {
+    /// Masks and sends one frame. After a close frame was sent, only another close may be.
+    async fn write(&mut self, mut frame: Frame<'_>) -> Result<(), WsError> {
         if self.closed {
             return Err(self.error(WsErrorKind::Closed));
         }
-        match self.ws.write_frame(frame).await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.frame_error(e)),
+        if frame.opcode == OpCode::Close {
+            self.close_sent = true;
+        } else if self.close_sent {
+            return Err(self.frame_error(WebSocketError::ConnectionClosed));
         }
+        frame.mask();
+        let bytes = frame.write(&mut self.out);
+        let sent = match self.stream.write_all(bytes).await {
+            Ok(()) => self.stream.flush().await,
+            Err(e) => Err(e),
+        };
+        sent.map_err(|e| self.frame_error(WebSocketError::IoError(e)))
     }
 
     fn frame_error(&mut self, error: WebSocketError) -> WsError {
@@ -433,14 +525,6 @@ impl WsStream {
             exchange: self.exchange.to_string(),
             url: self.url.to_string(),
         }
-    }
-}
-
-fn payload_bytes(payload: Payload<'_>) -> Bytes {
-    match payload {
-        Payload::Bytes(bytes) => bytes.freeze(),
-        Payload::Owned(vec) => Bytes::from(vec),
-        other => Bytes::copy_from_slice(&other),
     }
 }
 
@@ -500,76 +584,5 @@ impl Target {
             port,
             path_and_query,
         })
-    }
-}
-
-/// A stream that first yields bytes already read (frames that arrived with the upgrade answer),
-/// and counts the reads that returned data.
-pub(crate) struct Prefixed<S> {
-    prefix: Bytes,
-    inner: S,
-    reads: Arc<AtomicU64>,
-}
-
-impl<S> Prefixed<S> {
-    fn new(prefix: Bytes, inner: S) -> Self {
-        Self {
-            prefix,
-            inner,
-            reads: Arc::new(AtomicU64::new(0)),
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.prefix.is_empty() {
-            let n = this.prefix.len().min(buf.remaining());
-            buf.put_slice(&this.prefix[..n]);
-            this.prefix.advance(n);
-            this.reads.fetch_add(1, Ordering::Relaxed);
-            return Poll::Ready(Ok(()));
-        }
-        let before = buf.filled().len();
-        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            this.reads.fetch_add(1, Ordering::Relaxed);
-        }
-        result
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }

@@ -556,6 +556,69 @@ async fn broken_fragments_are_typed_errors() {
     }
 }
 
+/// Frame headers no server may send, and bad close frames, are typed errors on the first read
+/// (never a hang, never a message); a frame split over several writes is put together.
+#[tokio::test]
+async fn bad_frames_are_typed_errors() {
+    const CLOSE: u8 = 0x8;
+    /// Name, raw frames, size limit, the error kind's Debug prefix.
+    type Case = (&'static str, Vec<Vec<u8>>, Option<usize>, &'static str);
+    let cases: Vec<Case> = vec![
+        ("reserved bits set", vec![vec![0xc1, 0]], None, "Protocol"),
+        ("unknown opcode", vec![vec![0x83, 0]], None, "Protocol"),
+        (
+            "a masked server frame",
+            vec![vec![0x81, 0x81, 1, 2, 3, 4, b'a' ^ 1]],
+            None,
+            "Protocol",
+        ),
+        ("a fragmented ping", vec![vec![0x09, 0]], None, "Protocol"),
+        (
+            "a ping over 125 bytes",
+            vec![frame(true, PING, &[0; 126])],
+            None,
+            "Protocol",
+        ),
+        (
+            "a close of 1 byte",
+            vec![frame(true, CLOSE, &[3])],
+            None,
+            "Protocol",
+        ),
+        (
+            "a close with a code no peer may send",
+            vec![frame(true, CLOSE, &1005u16.to_be_bytes())],
+            None,
+            "Protocol",
+        ),
+        (
+            "a close reason that is not UTF-8",
+            vec![frame(true, CLOSE, &[0x03, 0xe8, 0xff])],
+            None,
+            "Protocol",
+        ),
+        (
+            "text that is not UTF-8",
+            vec![frame(true, TEXT, &[0xff])],
+            None,
+            "Protocol",
+        ),
+        (
+            "a frame header over the limit",
+            vec![vec![0x82, 126, 0x08, 0x00]],
+            Some(1024),
+            "MessageTooLarge(1024)",
+        ),
+    ];
+    for (name, frames, limit, kind) in cases {
+        let result = first_read(frames, limit).await;
+        let err = result.expect_err(name);
+        assert!(err.starts_with(kind), "{name}: {err}");
+    }
+    let split = first_read(vec![vec![0x81], vec![5, b'h'], b"ello".to_vec()], None).await;
+    assert_eq!(split, Ok(Message::Text("hello".into())));
+}
+
 #[tokio::test]
 async fn idle_timeout_fires() {
     let ca = TestCa::new();
