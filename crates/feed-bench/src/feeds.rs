@@ -22,7 +22,7 @@ use crate::Options;
 use crate::server::{BINANCE_PATH, FIRST_TRADE_ID};
 use crate::stats::median;
 use crate::table::{Row, Table, Verdict};
-use crate::throughput::{EXCHANGE, Rig};
+use crate::throughput::{EXCHANGE, Rig, count_received};
 
 /// When the first trade came, and when the last came with its id.
 #[derive(Debug, Clone, Default)]
@@ -107,12 +107,9 @@ impl Rig {
     fn ws_conn_binance_rate(&self, count: usize) -> io::Result<f64> {
         let url = format!("wss://{}{BINANCE_PATH}", self.blaster.addr());
         let seen = Arc::new(AtomicU64::new(0));
-        let counted = Arc::clone(&seen);
         let options = WsConnOptions {
             ws: self.ws_options.clone(),
-            conn: ConnOptions::default().with_raw_callback(move |_| {
-                counted.fetch_add(1, Ordering::Relaxed);
-            }),
+            conn: ConnOptions::default().with_raw_callback(count_received(&seen)),
             ..WsConnOptions::default()
         };
         let mut conn = WsConn::new("bench", EXCHANGE, &url, options)

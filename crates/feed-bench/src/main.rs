@@ -31,6 +31,8 @@ Usage: feed-bench [--quick] [--only NAME]...
   --profile ARM SIZE
                no table: run one read-loop arm (bare, wsstream, wsconn) with SIZE-byte
                messages for about 5 s, for a profiler (`perf record -p`); prints msg/s
+               (median of its runs). FEED_BENCH_PROFILE_FRACTION=S: runs of about S
+               seconds (default 0.5); FEED_BENCH_PROFILE_ALL=1: every run's figure
   -h, --help   print this help
 ";
 

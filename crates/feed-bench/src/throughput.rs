@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket};
-use feed_conn::{ConnOptions, TlsOptions, WsConn, WsConnOptions};
+use feed_conn::{ConnOptions, RawData, RawKind, TlsOptions, WsConn, WsConnOptions};
 use feed_sim::TestCa;
 use proxy_config::{ProxyConfig, ProxySettings};
 use proxy_resolve::{Route, clear_proxy_system, init_proxy_system};
@@ -291,11 +291,24 @@ impl Rig {
             "wsconn" => self.ws_conn_rate(size, count, WsConnKind::WithCallback),
             _ => self.proxy_ws_rate(&direct, size, count),
         };
-        let count = ((run(200_000.min(64 * 1024 * 1024 / size.max(1)))? * 0.5) as usize).max(200);
+        // Each run lasts about `fraction` seconds (FEED_BENCH_PROFILE_FRACTION, default 0.5;
+        // the wrapper group's runs last 0.15 s).
+        let fraction: f64 = std::env::var("FEED_BENCH_PROFILE_FRACTION")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|f: &f64| f.is_finite() && *f > 0.0)
+            .unwrap_or(0.5);
+        let first = run(200_000.min(64 * 1024 * 1024 / size.max(1)))?;
+        let count = ((first * fraction) as usize).max(200);
         let started = Instant::now();
         let mut rates = Vec::new();
         while started.elapsed() < Duration::from_secs(5) {
             rates.push(run(count)?);
+        }
+        // FEED_BENCH_PROFILE_ALL=1: every run's figure, to see a spread the median hides.
+        if std::env::var_os("FEED_BENCH_PROFILE_ALL").is_some() {
+            let shown: Vec<String> = rates.iter().map(|r| format!("{:.2}", r / 1e6)).collect();
+            eprintln!("{}", shown.join(" "));
         }
         Ok(median(&rates))
     }
@@ -460,10 +473,7 @@ impl Rig {
         let seen = Arc::new(AtomicU64::new(0));
         match kind {
             WsConnKind::WithCallback => {
-                let seen = Arc::clone(&seen);
-                conn_options = conn_options.with_raw_callback(move |_| {
-                    seen.fetch_add(1, Ordering::Relaxed);
-                });
+                conn_options = conn_options.with_raw_callback(count_received(&seen));
             }
             WsConnKind::NoSystem => clear_proxy_system(),
             WsConnKind::DisabledSystem => {
@@ -493,6 +503,11 @@ impl Rig {
             }
             let rate = stop_timer(timer, count);
             drop(conn);
+            if matches!(kind, WsConnKind::WithCallback)
+                && seen.load(Ordering::Relaxed) != count as u64
+            {
+                return Err(io::Error::other("the raw-data callback missed messages"));
+            }
             Ok(rate)
         })
     }
@@ -514,6 +529,21 @@ impl Rig {
             }
             Ok((thread_cpu() - before) / count as f64)
         })
+    }
+}
+
+/// A raw-data callback counting received messages into `seen`: the user code of the `WsConn`
+/// arms. It runs on the reading task only, so it counts with a plain load and store, as a
+/// user's single-task counter would (a locked add would charge the wrapper a cost of the
+/// callback's choosing).
+pub(crate) fn count_received(
+    seen: &Arc<AtomicU64>,
+) -> impl Fn(&RawData<'_>) + Send + Sync + 'static {
+    let seen = Arc::clone(seen);
+    move |raw| {
+        if let RawKind::Received(_) = raw.kind {
+            seen.store(seen.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -246,7 +246,7 @@ impl WsConn {
                         now
                     }
                 };
-                self.tap.received(&bytes, at);
+                self.tap.received_by_owner(&bytes, at);
                 Ok(Some(bytes))
             }
             Ok(Some(Message::Close { code, reason })) => {
