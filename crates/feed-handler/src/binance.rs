@@ -146,6 +146,66 @@ impl BinanceFeed {
     }
 }
 
+impl BinanceFeed {
+    /// The common case, a combined-stream `aggTrade` frame with plain (unescaped) strings, read
+    /// into borrowed fields without building a `serde_json::Value` (which cost about 10 times a
+    /// bare read of the same message, `cargo xtask bench --only feed`). `None` for anything else,
+    /// and for any frame this path would read differently from the general one (an `error` or
+    /// `code` and `msg` beside `data`, a repeated field, an escaped string, an unknown symbol, a
+    /// value out of range): [`Feed::parse`] then reads it the general way, with its exact error.
+    fn fast_trade(&self, markets: &Markets, message: &[u8]) -> Option<Trade> {
+        let json::MapOnly(frame) =
+            serde_json::from_slice::<json::MapOnly<FastFrame<'_>>>(message).ok()?;
+        if frame.error.0 || (frame.code.0 && frame.msg.0) {
+            return None;
+        }
+        let json::MapOnly(data) = frame.data;
+        if data.e != "aggTrade" {
+            return None;
+        }
+        let market = markets.by_exchange_symbol(data.s)?;
+        let timestamp = i64::try_from(data.t)
+            .ok()
+            .and_then(crate::trade::Timestamp::from_unix_millis)?;
+        Some(Trade {
+            exchange: Arc::clone(&self.setup.exchange),
+            symbol: Arc::clone(&market.symbol),
+            // `m`: the buyer was the maker, so the taker sold.
+            side: if data.m { Side::Sell } else { Side::Buy },
+            amount: json::parse_decimal(data.q)?,
+            price: json::parse_decimal(data.p)?,
+            id: json::id_text(data.a),
+            timestamp,
+        })
+    }
+}
+
+/// A combined-stream frame as [`BinanceFeed::fast_trade`] reads it; other fields are skipped.
+#[derive(serde::Deserialize)]
+struct FastFrame<'a> {
+    #[serde(borrow)]
+    data: json::MapOnly<FastAggTrade<'a>>,
+    #[serde(default)]
+    error: json::Present,
+    #[serde(default)]
+    code: json::Present,
+    #[serde(default)]
+    msg: json::Present,
+}
+
+/// The `aggTrade` fields a trade is made of, borrowed from the message.
+#[derive(serde::Deserialize)]
+struct FastAggTrade<'a> {
+    e: &'a str,
+    s: &'a str,
+    m: bool,
+    q: &'a str,
+    p: &'a str,
+    a: u64,
+    #[serde(rename = "T")]
+    t: u64,
+}
+
 /// `tickSize` of the `PRICE_FILTER` filter, wherever it sits in `filters` (cryptofeed reads
 /// `filters[0]`); `None` when the row has no price filter.
 fn tick_size(row: &Object) -> Result<Option<rust_decimal::Decimal>, ParseError> {
@@ -214,6 +274,22 @@ impl Feed for BinanceFeed {
         message: &[u8],
         events: &mut Vec<Event>,
     ) -> Result<(), ParseError> {
+        if let Some(trade) = self.fast_trade(markets, message) {
+            events.push(Event::Trade(trade));
+            return Ok(());
+        }
+        self.parse_general(markets, message, events)
+    }
+}
+
+impl BinanceFeed {
+    /// [`Feed::parse`] through a `serde_json::Value`: every frame form, every error.
+    fn parse_general(
+        &self,
+        markets: &Markets,
+        message: &[u8],
+        events: &mut Vec<Event>,
+    ) -> Result<(), ParseError> {
         let frame = json::parse_object(message)?;
         if let Some(error) = frame.get("error") {
             return Err(ParseError::ExchangeError(error_text(error)));
@@ -251,4 +327,129 @@ fn error_text(error: &serde_json::Value) -> String {
         _ => error.to_string(),
     };
     ParseError::excerpt(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    const METADATA: &str =
+        include_str!("../../../tests/fixtures/exchanges/binance/rest-response.json");
+    const MESSAGES: &str =
+        include_str!("../../../tests/fixtures/exchanges/binance/ws-messages.jsonl");
+
+    fn loaded() -> (BinanceFeed, Markets) {
+        let feed = BinanceFeed::new(&["BTC-USDT", "ETH-USDT"]);
+        let markets = feed
+            .parse_metadata(&[Bytes::from_static(METADATA.as_bytes())])
+            .expect("fixture metadata");
+        (feed, markets)
+    }
+
+    /// The fast path's answer must be the general path's: a trade it reads is the one trade the
+    /// general path reads; anything else it leaves to the general path.
+    fn agree(feed: &BinanceFeed, markets: &Markets, message: &[u8]) -> Result<(), TestCaseError> {
+        if let Some(trade) = feed.fast_trade(markets, message) {
+            let mut events = Vec::new();
+            let general = feed.parse_general(markets, message, &mut events);
+            prop_assert_eq!(general, Ok(()), "{}", String::from_utf8_lossy(message));
+            prop_assert_eq!(events, vec![Event::Trade(trade)]);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn every_fixture_trade_takes_the_fast_path_and_agrees() {
+        let (feed, markets) = loaded();
+        let mut fast = 0;
+        for line in MESSAGES.lines().filter(|line| line.contains("aggTrade")) {
+            assert!(
+                feed.fast_trade(&markets, line.as_bytes()).is_some(),
+                "{line}"
+            );
+            agree(&feed, &markets, line.as_bytes()).expect("agree");
+            fast += 1;
+        }
+        assert!(fast >= 3, "fixture trades: {fast}");
+    }
+
+    #[test]
+    fn frames_the_general_path_reads_differently_are_left_to_it() {
+        let (feed, markets) = loaded();
+        let line = MESSAGES.lines().next().expect("a fixture line");
+        let frame: Value = serde_json::from_str(line).expect("json");
+        let data = frame["data"].clone();
+        let positional: Vec<Value> = ["e", "s", "m", "q", "p", "a", "T"]
+            .iter()
+            .map(|key| data[key].clone())
+            .collect();
+        let cases = [
+            json!({"data": data, "error": null}),
+            json!({"data": data, "code": 1, "msg": "x"}),
+            json!({"data": positional}),
+            json!([data]),
+        ];
+        for case in cases {
+            let text = case.to_string();
+            assert!(
+                feed.fast_trade(&markets, text.as_bytes()).is_none(),
+                "{text}"
+            );
+        }
+        let escaped = line.replace("\"BTCUSDT\"", "\"BTC\\u0055SDT\"");
+        assert!(feed.fast_trade(&markets, escaped.as_bytes()).is_none());
+        let repeated = line.replace("\"m\":true", "\"m\":true,\"m\":false");
+        assert!(feed.fast_trade(&markets, repeated.as_bytes()).is_none());
+        let mut events = Vec::new();
+        feed.parse(&markets, repeated.as_bytes(), &mut events)
+            .expect("general");
+        assert!(matches!(&events[..], [Event::Trade(trade)] if trade.side == Side::Buy));
+    }
+
+    fn any_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1e20f64..1e20).prop_map(Value::from),
+            "[0-9.\\-eE+_ a-zA-Z\\\\\"]{0,12}".prop_map(Value::String),
+            Just(Value::String("BTCUSDT".into())),
+            Just(Value::String("aggTrade".into())),
+            Just(json!([1, "x"])),
+            Just(json!({"k": 1})),
+        ]
+    }
+
+    proptest! {
+        /// Fixture trades with one to three fields replaced, removed or added, at the top level
+        /// or in `data`: the two paths never disagree.
+        #[test]
+        fn the_fast_path_agrees_with_the_general_one(
+            line in 0usize..4,
+            edits in proptest::collection::vec(
+                (any::<bool>(), prop_oneof![
+                    Just("e"), Just("s"), Just("m"), Just("q"), Just("p"), Just("a"), Just("T"),
+                    Just("data"), Just("error"), Just("code"), Just("msg"), Just("result"),
+                ], proptest::option::of(any_value())),
+                1..4,
+            ),
+        ) {
+            let (feed, markets) = loaded();
+            let lines: Vec<&str> = MESSAGES.lines().collect();
+            let mut frame: Value = serde_json::from_str(lines[line % lines.len()]).expect("json");
+            for (top, key, value) in edits {
+                let target = if top { &mut frame } else { &mut frame["data"] };
+                if let Value::Object(object) = target {
+                    match value {
+                        Some(value) => { object.insert(key.to_owned(), value); }
+                        None => { object.remove(key); }
+                    }
+                }
+            }
+            agree(&feed, &markets, frame.to_string().as_bytes())?;
+        }
+    }
 }
