@@ -302,13 +302,19 @@ impl Rig {
         let count = ((first * fraction) as usize).max(200);
         let started = Instant::now();
         let mut rates = Vec::new();
+        let mut shown = Vec::new();
         while started.elapsed() < Duration::from_secs(5) {
-            rates.push(run(count)?);
+            let cpu = thread_cpu();
+            let rate = run(count)?;
+            // Client-thread CPU per message, the connect included (a few hundred us per run).
+            let cpu_ns = (thread_cpu() - cpu) / count as f64 * 1e9;
+            shown.push(format!("{:.2}M/s {cpu_ns:.0}ns", rate / 1e6));
+            rates.push(rate);
         }
-        // FEED_BENCH_PROFILE_ALL=1: every run's figure, to see a spread the median hides.
+        // FEED_BENCH_PROFILE_ALL=1: every run's rate and client CPU per message, to see a
+        // spread the median hides.
         if std::env::var_os("FEED_BENCH_PROFILE_ALL").is_some() {
-            let shown: Vec<String> = rates.iter().map(|r| format!("{:.2}", r / 1e6)).collect();
-            eprintln!("{}", shown.join(" "));
+            eprintln!("{}", shown.join(", "));
         }
         Ok(median(&rates))
     }
