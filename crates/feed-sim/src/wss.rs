@@ -123,6 +123,9 @@ pub enum ServerMessage {
     },
     /// These bytes verbatim (e.g. a malformed frame).
     Raw(Vec<u8>),
+    /// These bytes verbatim, sent this long after the previous item (e.g. a frame header and
+    /// its payload in separate reads).
+    RawAfter(Duration, Vec<u8>),
     /// One unfragmented binary message of this many bytes, see [`big_payload`].
     Big(usize),
 }
@@ -886,6 +889,11 @@ fn script(options: &WssOptions) -> VecDeque<Outgoing> {
                 }),
             ),
             ServerMessage::Raw(bytes) => now(bytes.clone(), Sent::Raw),
+            ServerMessage::RawAfter(delay, bytes) => Outgoing {
+                delay: Some(*delay),
+                bytes: bytes.clone(),
+                kind: Sent::Raw,
+            },
             ServerMessage::Big(len) => now(
                 encode_frame(true, opcode::BINARY, &big_payload(*len)),
                 Sent::Message,

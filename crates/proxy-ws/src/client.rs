@@ -72,7 +72,7 @@ impl Default for WsOptions {
 /// A message from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    /// A text message (valid UTF-8, checked by fastwebsockets).
+    /// A text message (valid UTF-8, checked when the message is complete).
     Text(Bytes),
     /// A binary message.
     Binary(Bytes),
@@ -80,7 +80,7 @@ pub enum Message {
     Close {
         /// The close code, if the frame had one.
         code: Option<u16>,
-        /// The reason, lossily decoded, at most 123 bytes by the protocol.
+        /// The reason (UTF-8, checked), at most 123 bytes by the protocol.
         reason: String,
     },
 }
@@ -301,8 +301,12 @@ async fn open(
 }
 
 impl WsStream {
-    /// The next message; `Ok(None)` once the connection is closed. Pings are answered and pongs
-    /// consumed here; fragments are reassembled.
+    /// The next message; `Ok(None)` once the connection is closed or has failed. Pings are
+    /// answered and pongs consumed here; fragments are reassembled. A protocol or size error
+    /// fails the connection. Reading is cancel-safe (bytes read stay buffered; the idle
+    /// deadline of the awaited frame stays set, so a `select!` loop cannot postpone it);
+    /// dropping the future while it writes a pong or close reply may leave a partial frame on
+    /// the wire, so drop the stream after that.
     pub async fn next_message(&mut self) -> Result<Option<Message>, WsError> {
         if self.closed {
             return Ok(None);
@@ -318,7 +322,13 @@ impl WsStream {
                     self.fill(frames::MAX_HEAD).await?;
                     continue;
                 }
-                Err(e) => return Err(self.frame_error(e)),
+                Err(frames::HeadError::Ws(e)) => return Err(self.fail(e)),
+                Err(frames::HeadError::Masked) => {
+                    return Err(self.fail_with("a frame from the server was masked"));
+                }
+                Err(frames::HeadError::ControlTooLarge) => {
+                    return Err(self.fail_with("a close or pong frame over 125 bytes"));
+                }
             };
             self.idle_deadline = None;
             self.buf.advance(head.head_len);
@@ -332,7 +342,7 @@ impl WsStream {
                         return Ok(Some(Message::Binary(payload.freeze())));
                     }
                     if std::str::from_utf8(&payload).is_err() {
-                        return Err(self.frame_error(WebSocketError::InvalidUTF8));
+                        return Err(self.fail(WebSocketError::InvalidUTF8));
                     }
                     return Ok(Some(Message::Text(payload.freeze())));
                 }
@@ -343,14 +353,14 @@ impl WsStream {
                 }
                 // A new message while a fragmented one is unfinished.
                 OpCode::Text | OpCode::Binary => {
-                    return Err(self.frame_error(WebSocketError::InvalidFragment));
+                    return Err(self.fail(WebSocketError::InvalidFragment));
                 }
                 OpCode::Continuation => {
                     let Some((text, collected)) = self.partial.as_mut() else {
-                        return Err(self.frame_error(WebSocketError::InvalidContinuationFrame));
+                        return Err(self.fail(WebSocketError::InvalidContinuationFrame));
                     };
                     if collected.len().saturating_add(payload.len()) >= self.max_message_size {
-                        return Err(self.frame_error(WebSocketError::FrameTooLarge));
+                        return Err(self.fail(WebSocketError::FrameTooLarge));
                     }
                     collected.extend_from_slice(&payload);
                     if head.fin {
@@ -364,7 +374,7 @@ impl WsStream {
                             return Ok(Some(Message::Binary(bytes)));
                         }
                         if std::str::from_utf8(&bytes).is_err() {
-                            return Err(self.frame_error(WebSocketError::InvalidUTF8));
+                            return Err(self.fail(WebSocketError::InvalidUTF8));
                         }
                         return Ok(Some(Message::Text(bytes)));
                     }
@@ -373,7 +383,7 @@ impl WsStream {
                 OpCode::Ping => {
                     if !self.close_sent {
                         let pong = Frame::pong(Payload::Borrowed(&payload));
-                        self.write(pong).await?;
+                        self.reply(pong).await?;
                     }
                 }
                 OpCode::Pong => {}
@@ -384,8 +394,15 @@ impl WsStream {
     /// Reads once from the socket, with room for at least `want` buffered bytes; bounded by the
     /// idle timeout of the frame being waited for.
     async fn fill(&mut self, want: usize) -> Result<(), WsError> {
-        self.buf
-            .reserve(want.saturating_sub(self.buf.len()).max(READ_MIN));
+        // Room for the whole frame, reserved once (a big frame is not grown again near its end),
+        // and at least READ_MIN free for a read of small frames.
+        let need = want.saturating_sub(self.buf.len());
+        let spare = self.buf.capacity() - self.buf.len();
+        if spare < need {
+            self.buf.reserve(need + READ_MIN);
+        } else if spare < READ_MIN && self.buf.len() < READ_MIN {
+            self.buf.reserve(READ_MIN);
+        }
         let read = match self.idle_timeout {
             Some(limit) => {
                 let deadline = *self
@@ -393,18 +410,22 @@ impl WsStream {
                     .get_or_insert_with(|| tokio::time::Instant::now() + limit);
                 match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
                     Ok(read) => read,
-                    Err(_) => return Err(self.error(WsErrorKind::IdleTimeout(limit))),
+                    Err(_) => {
+                        // A call after this one waits a whole limit again.
+                        self.idle_deadline = None;
+                        return Err(self.error(WsErrorKind::IdleTimeout(limit)));
+                    }
                 }
             }
             None => self.stream.read_buf(&mut self.buf).await,
         };
         match read {
-            Ok(0) => Err(self.frame_error(WebSocketError::UnexpectedEOF)),
+            Ok(0) => Err(self.fail(WebSocketError::UnexpectedEOF)),
             Ok(_) => {
                 self.reads += 1;
                 Ok(())
             }
-            Err(e) => Err(self.frame_error(WebSocketError::IoError(e))),
+            Err(e) => Err(self.fail(WebSocketError::IoError(e))),
         }
     }
 
@@ -422,11 +443,11 @@ impl WsStream {
                 let code = u16::from_be_bytes([*hi, *lo]);
                 let Ok(reason) = std::str::from_utf8(rest) else {
                     self.closed = true;
-                    return Err(self.frame_error(WebSocketError::InvalidUTF8));
+                    return Err(self.fail(WebSocketError::InvalidUTF8));
                 };
                 if !fastwebsockets::CloseCode::from(code).is_allowed() {
                     if !self.close_sent {
-                        let _ = self.write(Frame::close(1002, rest)).await;
+                        let _ = self.reply(Frame::close(1002, rest)).await;
                     }
                     self.closed = true;
                     return Err(self.frame_error(WebSocketError::InvalidCloseCode));
@@ -491,7 +512,8 @@ impl WsStream {
         if frame.opcode == OpCode::Close {
             self.close_sent = true;
         } else if self.close_sent {
-            return Err(self.frame_error(WebSocketError::ConnectionClosed));
+            // Only a close may follow our close; the server's close reply can still be read.
+            return Err(self.error(WsErrorKind::Closed));
         }
         frame.mask();
         let bytes = frame.write(&mut self.out);
@@ -500,6 +522,36 @@ impl WsStream {
             Err(e) => Err(e),
         };
         sent.map_err(|e| self.frame_error(WebSocketError::IoError(e)))
+    }
+
+    /// A reply the protocol obliges (pong, close): bounded by the idle timeout, so a peer that
+    /// stops reading cannot hold `next_message` past it.
+    async fn reply(&mut self, frame: Frame<'_>) -> Result<(), WsError> {
+        let Some(limit) = self.idle_timeout else {
+            return self.write(frame).await;
+        };
+        match tokio::time::timeout(limit, self.write(frame)).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.closed = true;
+                Err(self.error(WsErrorKind::IdleTimeout(limit)))
+            }
+        }
+    }
+
+    /// A protocol or size error: the connection is failed (RFC 6455 section 7.1.7); later reads
+    /// return `Ok(None)` instead of the same error again.
+    fn fail(&mut self, error: WebSocketError) -> WsError {
+        self.closed = true;
+        self.partial = None;
+        self.frame_error(error)
+    }
+
+    /// [`WsStream::fail`] with our own description.
+    fn fail_with(&mut self, what: &str) -> WsError {
+        self.closed = true;
+        self.partial = None;
+        self.error(WsErrorKind::Protocol(what.to_owned()))
     }
 
     fn frame_error(&mut self, error: WebSocketError) -> WsError {

@@ -28,23 +28,42 @@ impl Head {
     }
 }
 
+/// Why a header was refused.
+#[derive(Debug)]
+pub(crate) enum HeadError {
+    /// One fastwebsockets names (reserved bits, unknown opcode, fragmented control frame, ping
+    /// too large, frame too large).
+    Ws(WebSocketError),
+    /// A masked frame from the server (RFC 6455 section 5.1).
+    Masked,
+    /// A close or pong frame over 125 bytes.
+    ControlTooLarge,
+}
+
+impl From<WebSocketError> for HeadError {
+    fn from(error: WebSocketError) -> Self {
+        HeadError::Ws(error)
+    }
+}
+
 /// The header at the front of `buf`: `Ok(None)` while it is incomplete, an error for a header no
 /// server may send a client (reserved bits set, an unknown opcode, a masked frame, a fragmented
-/// or oversized control frame) or a payload of `max_payload` bytes or more.
-pub(crate) fn parse_head(buf: &[u8], max_payload: usize) -> Result<Option<Head>, WebSocketError> {
+/// or oversized control frame) or a payload of `max_payload` bytes or more (or so long that
+/// header and payload would not fit a `usize`).
+pub(crate) fn parse_head(buf: &[u8], max_payload: usize) -> Result<Option<Head>, HeadError> {
     let (first, second) = match buf {
         [first, second, ..] => (*first, *second),
         _ => return Ok(None),
     };
     if first & 0b0111_0000 != 0 {
-        return Err(WebSocketError::ReservedBitsNotZero);
+        return Err(WebSocketError::ReservedBitsNotZero.into());
     }
     let fin = first & 0b1000_0000 != 0;
     let opcode = OpCode::try_from(first & 0b0000_1111)?;
     if second & 0b1000_0000 != 0 {
         // A server must not mask its frames (section 5.1); fastwebsockets passed them on still
         // masked.
-        return Err(WebSocketError::InvalidValue);
+        return Err(HeadError::Masked);
     }
     let (head_len, payload_len) = match second & 0b0111_1111 {
         126 => match buf.get(2..4) {
@@ -65,17 +84,17 @@ pub(crate) fn parse_head(buf: &[u8], max_payload: usize) -> Result<Option<Head>,
     };
     if matches!(opcode, OpCode::Close | OpCode::Ping | OpCode::Pong) {
         if !fin {
-            return Err(WebSocketError::ControlFrameFragmented);
+            return Err(WebSocketError::ControlFrameFragmented.into());
         }
         if payload_len > MAX_CONTROL_PAYLOAD {
             return Err(match opcode {
-                OpCode::Ping => WebSocketError::PingFrameTooLarge,
-                _ => WebSocketError::InvalidValue,
+                OpCode::Ping => WebSocketError::PingFrameTooLarge.into(),
+                _ => HeadError::ControlTooLarge,
             });
         }
     }
-    if payload_len >= max_payload {
-        return Err(WebSocketError::FrameTooLarge);
+    if payload_len >= max_payload || payload_len > usize::MAX - MAX_HEAD {
+        return Err(WebSocketError::FrameTooLarge.into());
     }
     Ok(Some(Head {
         fin,
@@ -92,7 +111,10 @@ mod tests {
     const MAX: usize = 64 << 20;
 
     fn head(bytes: &[u8]) -> Result<Option<Head>, String> {
-        parse_head(bytes, MAX).map_err(|e| e.to_string())
+        parse_head(bytes, MAX).map_err(|e| match e {
+            HeadError::Ws(e) => e.to_string(),
+            other => format!("{other:?}"),
+        })
     }
 
     #[test]
@@ -129,10 +151,10 @@ mod tests {
             (&[0xc1, 0], "Reserved bits are not zero"),
             (&[0x91, 0], "Reserved bits are not zero"),
             (&[0x83, 0], "Invalid value"),
-            (&[0x81, 0x85, 1, 2, 3, 4], "Invalid value"),
+            (&[0x81, 0x85, 1, 2, 3, 4], "Masked"),
             (&[0x09, 0], "Control frame must not be fragmented"),
             (&[0x89, 126, 0, 126], "Ping frame too large"),
-            (&[0x88, 126, 0, 200], "Invalid value"),
+            (&[0x88, 126, 0, 200], "ControlTooLarge"),
             (
                 &[0x82, 127, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
                 "Frame too large",
@@ -145,16 +167,30 @@ mod tests {
 
     #[test]
     fn the_size_limit_is_exclusive() {
-        assert_eq!(
-            parse_head(&[0x82, 100], 101)
-                .map_err(|e| e.to_string())
-                .map(|h| h.map(|h| h.payload_len)),
-            Ok(Some(100))
-        );
+        let accepted = parse_head(&[0x82, 100], 101).map(|h| h.map(|h| h.payload_len));
+        assert!(matches!(accepted, Ok(Some(100))), "{accepted:?}");
         assert!(matches!(
             parse_head(&[0x82, 100], 100),
-            Err(WebSocketError::FrameTooLarge)
+            Err(HeadError::Ws(WebSocketError::FrameTooLarge))
         ));
+    }
+
+    /// With no limit at all, a length that would overflow `usize` together with its header is
+    /// refused instead of wrapping.
+    #[test]
+    fn a_length_near_usize_max_is_too_large_even_without_a_limit() {
+        let mut bytes = vec![0x82, 127];
+        bytes.extend_from_slice(&(usize::MAX as u64 - 5).to_be_bytes());
+        assert!(matches!(
+            parse_head(&bytes, usize::MAX),
+            Err(HeadError::Ws(WebSocketError::FrameTooLarge))
+        ));
+        let mut bytes = vec![0x82, 127];
+        bytes.extend_from_slice(&65536u64.to_be_bytes());
+        let head = parse_head(&bytes, usize::MAX)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(head.frame_len(), 10 + 65536);
     }
 
     proptest::proptest! {

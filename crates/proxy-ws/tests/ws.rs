@@ -615,8 +615,77 @@ async fn bad_frames_are_typed_errors() {
         let err = result.expect_err(name);
         assert!(err.starts_with(kind), "{name}: {err}");
     }
-    let split = first_read(vec![vec![0x81], vec![5, b'h'], b"ello".to_vec()], None).await;
-    assert_eq!(split, Ok(Message::Text("hello".into())));
+}
+
+/// A frame whose header and payload arrive in separate reads (50 ms apart) is put together, and
+/// each read is counted; after a protocol error the connection is failed: the next read is
+/// `Ok(None)`, not the same error again.
+#[tokio::test]
+async fn frames_split_over_reads_and_a_failed_connection() {
+    let ca = TestCa::new();
+    let gap = Duration::from_millis(50);
+    let script = vec![
+        ServerMessage::RawAfter(gap, vec![0x81]),
+        ServerMessage::RawAfter(gap, vec![126, 0x01]),
+        ServerMessage::RawAfter(gap, {
+            let mut rest = vec![0x2c];
+            rest.extend_from_slice(&[b'a'; 100]);
+            rest
+        }),
+        ServerMessage::RawAfter(gap, vec![b'b'; 200]),
+        ServerMessage::RawAfter(gap, vec![0xc1, 0]),
+    ];
+    let server = WssServer::start(&ca, WssOptions::new().messages(script))
+        .await
+        .expect("wss");
+    let mut ws = connect(&server.url("/"), Route::Direct, "binance", &options(&ca))
+        .await
+        .expect("connect");
+    let message = tokio::time::timeout(DEADLINE, ws.next_message())
+        .await
+        .expect("in time")
+        .expect("a message");
+    let mut expected = vec![b'a'; 100];
+    expected.extend_from_slice(&[b'b'; 200]);
+    assert_eq!(message, Some(Message::Text(expected.into())));
+    assert!(ws.socket_reads() >= 4, "reads: {}", ws.socket_reads());
+    let err = tokio::time::timeout(DEADLINE, ws.next_message())
+        .await
+        .expect("in time")
+        .expect_err("reserved bits");
+    assert!(matches!(err.kind(), WsErrorKind::Protocol(_)), "{err}");
+    assert_eq!(
+        ws.next_message().await.expect("failed, not erroring again"),
+        None
+    );
+}
+
+/// After an idle timeout the next read gets a whole limit again (the first deadline is not
+/// left behind): a message 750 ms after the upgrade arrives on the second read of a 500 ms limit.
+#[tokio::test]
+async fn a_read_after_an_idle_timeout_waits_a_whole_limit() {
+    let ca = TestCa::new();
+    let script = vec![ServerMessage::RawAfter(
+        Duration::from_millis(750),
+        frame(true, TEXT, b"late"),
+    )];
+    let server = WssServer::start(&ca, WssOptions::new().messages(script))
+        .await
+        .expect("wss");
+    let client = WsOptions {
+        idle_timeout: Some(Duration::from_millis(500)),
+        ..options(&ca)
+    };
+    let mut ws = connect(&server.url("/"), Route::Direct, "binance", &client)
+        .await
+        .expect("connect");
+    let err = ws.next_message().await.expect_err("idle");
+    assert!(matches!(err.kind(), WsErrorKind::IdleTimeout(_)), "{err}");
+    let message = tokio::time::timeout(DEADLINE, ws.next_message())
+        .await
+        .expect("in time")
+        .expect("the late message");
+    assert_eq!(message, Some(Message::Text("late".into())));
 }
 
 #[tokio::test]
