@@ -35,6 +35,8 @@ pub(crate) const EXCHANGE: &str = "binance";
 thread_local! {
     /// Allocations per message (whole process) in the last timed read loop.
     static LAST_ALLOCS: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
+    /// Socket reads per message in the last timed `WsStream` loop (NaN for other arms).
+    static LAST_READS: std::cell::Cell<f64> = const { std::cell::Cell::new(f64::NAN) };
 }
 
 /// Starts a timed read loop: the time and the allocation count.
@@ -305,10 +307,16 @@ impl Rig {
         let mut shown = Vec::new();
         while started.elapsed() < Duration::from_secs(5) {
             let cpu = thread_cpu();
+            LAST_READS.set(f64::NAN);
             let rate = run(count)?;
             // Client-thread CPU per message, the connect included (a few hundred us per run).
             let cpu_ns = (thread_cpu() - cpu) / count as f64 * 1e9;
-            shown.push(format!("{:.2}M/s {cpu_ns:.0}ns", rate / 1e6));
+            let mut figure = format!("{:.2}M/s {cpu_ns:.0}ns", rate / 1e6);
+            let reads = LAST_READS.get();
+            if !reads.is_nan() {
+                figure.push_str(&format!(" {reads:.3}r/msg"));
+            }
+            shown.push(figure);
             rates.push(rate);
         }
         // FEED_BENCH_PROFILE_ALL=1: every run's rate and client CPU per message, to see a
@@ -416,12 +424,14 @@ impl Rig {
                 .await
                 .map_err(|e| io::Error::other(e.to_string()))?;
             let timer = start_timer();
+            let reads = ws.socket_reads();
             for _ in 0..count {
                 match ws.next_message().await {
                     Ok(Some(Message::Text(bytes))) if bytes.len() == size => {}
                     other => return Err(io::Error::other(format!("unexpected {other:?}"))),
                 }
             }
+            LAST_READS.set((ws.socket_reads() - reads) as f64 / count as f64);
             Ok(stop_timer(timer, count))
         })
     }
