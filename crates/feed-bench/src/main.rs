@@ -32,7 +32,10 @@ Usage: feed-bench [--quick] [--only NAME]...
                no table: run one read-loop arm (bare, wsstream, wsconn) with SIZE-byte
                messages for about 5 s, for a profiler (`perf record -p`); prints msg/s
                (median of its runs). FEED_BENCH_PROFILE_FRACTION=S: runs of about S
-               seconds (default 0.5); FEED_BENCH_PROFILE_ALL=1: every run's figure
+               seconds (default 0.5); FEED_BENCH_PROFILE_ALL=1: every run's figure.
+               Or a connect arm (connect-direct, connect-connect, connect-socks5,
+               connect-socks5-optimistic; SIZE ignored): open and drop WSS connections
+               for about 5 s; prints connections/s (ALL: CPU per connection per batch of 50)
   -h, --help   print this help
 ";
 
@@ -136,7 +139,11 @@ fn main() -> ExitCode {
     if let Some((arm, size)) = profile {
         return match throughput::Rig::start().and_then(|rig| rig.profile(&arm, size)) {
             Ok(rate) => {
-                println!("{arm} {size} B: {rate:.0} msg/s");
+                if arm.starts_with("connect-") {
+                    println!("{arm}: {rate:.0} connections/s");
+                } else {
+                    println!("{arm} {size} B: {rate:.0} msg/s");
+                }
                 ExitCode::SUCCESS
             }
             Err(error) => {

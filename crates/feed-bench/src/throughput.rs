@@ -51,7 +51,17 @@ pub(crate) fn stop_timer((started, allocs): (Instant, u64), count: usize) -> f64
     count as f64 / elapsed
 }
 /// The arms `--profile` can run.
-pub(crate) const PROFILE_ARMS: [&str; 3] = ["bare", "wsstream", "wsconn"];
+/// `connect-*` arms open and drop connections (item 6) instead of reading messages; their SIZE
+/// is ignored.
+pub(crate) const PROFILE_ARMS: [&str; 7] = [
+    "bare",
+    "wsstream",
+    "wsconn",
+    "connect-direct",
+    "connect-connect",
+    "connect-socks5",
+    "connect-socks5-optimistic",
+];
 
 pub(crate) const SIZES: [usize; 3] = [64, 1024, 16 * 1024];
 
@@ -288,6 +298,9 @@ impl Rig {
             url_base: format!("wss://{}", self.blaster.addr()),
             route: Route::Direct,
         };
+        if arm.starts_with("connect-") {
+            return self.profile_connect(arm);
+        }
         let run = |count| match arm {
             "bare" => self.bare_rate(size, count),
             "wsconn" => self.ws_conn_rate(size, count, WsConnKind::WithCallback),
@@ -356,32 +369,91 @@ impl Rig {
     /// Item 6: client-thread CPU per WSS connection set up (TCP, proxy handshake, TLS, upgrade)
     /// through each proxy kind divided by direct.
     pub(crate) fn cpu(&self, options: &Options, table: &mut Table) -> io::Result<()> {
-        let arms = self.tunnel_arms()?;
+        let arms = self.cpu_arms()?;
         let per_round = if options.quick { 5 } else { 20 };
-        for arm in &arms {
-            self.connect_cpu(arm, 2)?;
+        for (arm, optimistic) in &arms {
+            self.connect_cpu(arm, *optimistic, 2)?;
         }
-        let cpu = self.interleave(options, arms.len(), |arm| {
-            self.connect_cpu(&arms[arm], per_round)
+        let cpu = self.interleave(options, arms.len(), |index| {
+            let (arm, optimistic) = &arms[index];
+            self.connect_cpu(arm, *optimistic, per_round)
         })?;
-        for (index, arm) in arms.iter().enumerate().skip(1) {
+        for (index, (arm, optimistic)) in arms.iter().enumerate().skip(1) {
             let ratios: Vec<f64> = cpu[index].iter().zip(&cpu[0]).map(|(a, d)| a / d).collect();
             let ratio = median(&ratios);
+            let name = if *optimistic {
+                format!("{} optimistic", arm.name)
+            } else {
+                arm.name.to_owned()
+            };
+            let (bar, verdict) = if *optimistic {
+                ("(report; opt-in)".to_owned(), Verdict::Report)
+            } else {
+                ("<= 1.10".to_owned(), verdict(ratio <= 1.10))
+            };
             table.push(Row {
                 bench: "CPU per connection".to_owned(),
-                arms: format!("{} / direct (incl. TLS)", arm.name),
+                arms: format!("{name} / direct (incl. TLS)"),
                 figure: format!(
-                    "direct {:.0} us, {} {:.0} us",
+                    "direct {:.0} us, {name} {:.0} us",
                     median(&cpu[0]) * 1e6,
-                    arm.name,
                     median(&cpu[index]) * 1e6
                 ),
                 ratio: Some(ratio),
-                bar: "<= 1.10".to_owned(),
-                verdict: verdict(ratio <= 1.10),
+                bar,
+                verdict,
             });
         }
         Ok(())
+    }
+
+    /// The CPU arms: the tunnel arms in their normal mode, and SOCKS5 once more in its opt-in
+    /// optimistic mode (greeting and connect request in one write: one round trip to the proxy).
+    fn cpu_arms(&self) -> io::Result<Vec<(Arm, bool)>> {
+        let mut arms: Vec<(Arm, bool)> = Vec::new();
+        for arm in self.tunnel_arms()? {
+            #[cfg(feature = "socks")]
+            let socks = (arm.name == "SOCKS5").then(|| Arm {
+                name: arm.name,
+                url_base: arm.url_base.clone(),
+                route: arm.route.clone(),
+            });
+            arms.push((arm, false));
+            #[cfg(feature = "socks")]
+            if let Some(socks) = socks {
+                arms.push((socks, true));
+            }
+        }
+        Ok(arms)
+    }
+
+    /// `--profile connect-*`: opens and drops connections through one arm for about 5 s; prints
+    /// each batch's client-thread CPU per connection with FEED_BENCH_PROFILE_ALL; returns
+    /// connections per second.
+    fn profile_connect(&self, arm: &str) -> io::Result<f64> {
+        let (name, optimistic) = match arm {
+            "connect-direct" => ("direct", false),
+            "connect-connect" => ("CONNECT", false),
+            "connect-socks5" => ("SOCKS5", false),
+            _ => ("SOCKS5", true),
+        };
+        let arm = self
+            .tunnel_arms()?
+            .into_iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| io::Error::other(format!("no {name} arm in this build")))?;
+        let started = Instant::now();
+        let mut shown = Vec::new();
+        let mut connections = 0usize;
+        while started.elapsed() < Duration::from_secs(5) {
+            let cpu = self.connect_cpu(&arm, optimistic, 50)?;
+            connections += 50;
+            shown.push(format!("{:.0}us", cpu * 1e6));
+        }
+        if std::env::var_os("FEED_BENCH_PROFILE_ALL").is_some() {
+            eprintln!("{}", shown.join(", "));
+        }
+        Ok(connections as f64 / started.elapsed().as_secs_f64())
     }
 
     /// Runs `arms` arms in rounds, the order reversed every other round (A B, B A, ...), and
@@ -529,18 +601,17 @@ impl Rig {
     }
 
     /// Client-thread CPU seconds per connection, over `count` connections opened and dropped.
-    fn connect_cpu(&self, arm: &Arm, count: usize) -> io::Result<f64> {
+    fn connect_cpu(&self, arm: &Arm, optimistic: bool, count: usize) -> io::Result<f64> {
+        let options = WsOptions {
+            socks5_optimistic: optimistic,
+            ..self.ws_options.clone()
+        };
         self.client.block_on(async {
             let before = thread_cpu();
             for _ in 0..count {
-                let ws = proxy_ws::connect(
-                    &arm.url(0, 0),
-                    arm.route.clone(),
-                    EXCHANGE,
-                    &self.ws_options,
-                )
-                .await
-                .map_err(|e| io::Error::other(e.to_string()))?;
+                let ws = proxy_ws::connect(&arm.url(0, 0), arm.route.clone(), EXCHANGE, &options)
+                    .await
+                    .map_err(|e| io::Error::other(e.to_string()))?;
                 drop(ws);
             }
             Ok((thread_cpu() - before) / count as f64)
