@@ -35,7 +35,9 @@ Usage: feed-bench [--quick] [--only NAME]...
                seconds (default 0.5); FEED_BENCH_PROFILE_ALL=1: every run's figure.
                Or a connect arm (connect-direct, connect-connect, connect-socks5,
                connect-socks5-optimistic; SIZE ignored): open and drop WSS connections
-               for about 5 s; prints connections/s (ALL: CPU per connection per batch of 50)
+               for about 5 s; prints connections/s (ALL: CPU per connection per batch of 50).
+               FEED_BENCH_SERVER_PROCESS=1: the read-loop arms read from a server in a
+               child process (pid on stderr) instead of this one
   -h, --help   print this help
 ";
 
@@ -137,7 +139,30 @@ fn main() -> ExitCode {
     }
 
     if let Some((arm, size)) = profile {
-        return match throughput::Rig::start().and_then(|rig| rig.profile(&arm, size)) {
+        // FEED_BENCH_SERVER_PROCESS=1: the read-loop arms read from a server in a child process
+        // (its pid on stderr), so the client is alone in this one.
+        let external = if std::env::var_os("FEED_BENCH_SERVER_PROCESS").is_some() {
+            match memory::ServerProcess::start() {
+                Ok(server) => {
+                    eprintln!("feed-bench: server process pid {}", server.pid());
+                    Some(server)
+                }
+                Err(error) => {
+                    eprintln!("feed-bench: the server process failed: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        } else {
+            None
+        };
+        let rig = throughput::Rig::start().and_then(|mut rig| {
+            if let Some(server) = &external {
+                let addr = server.addrs[0].parse().map_err(std::io::Error::other)?;
+                rig.use_server(addr, &std::fs::read(&server.pem_path)?)?;
+            }
+            Ok(rig)
+        });
+        return match rig.and_then(|rig| rig.profile(&arm, size)) {
             Ok(rate) => {
                 if arm.starts_with("connect-") {
                     println!("{arm}: {rate:.0} connections/s");

@@ -20,7 +20,63 @@ use crate::table::{Row, Table, verdict};
 use crate::throughput::{EXCHANGE, proxy_route};
 
 /// Kills the child on drop (by PID, through its handle) if it has not exited.
-struct Reaped(Child);
+pub(crate) struct Reaped(Child);
+
+/// A `--serve-memory` child: its handle (killed on drop), the CA PEM it wrote, and its
+/// `BLASTER DIRECT SOCKS5` addresses.
+pub(crate) struct ServerProcess {
+    child: Reaped,
+    dir: std::path::PathBuf,
+    pub(crate) pem_path: String,
+    pub(crate) addrs: [String; 3],
+}
+
+impl ServerProcess {
+    /// Starts the server process and waits for its addresses.
+    pub(crate) fn start() -> io::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let dir = std::env::temp_dir().join(format!("feed-bench-server-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let pem_path = dir.join("ca.pem").to_string_lossy().into_owned();
+        let mut child = Reaped(
+            Command::new(&exe)
+                .args(["--serve-memory", &pem_path])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()?,
+        );
+        let mut line = String::new();
+        let stdout = child
+            .0
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other("no stdout"))?;
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addrs: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        let addrs: [String; 3] = addrs
+            .try_into()
+            .map_err(|_| io::Error::other(format!("server said {line:?}")))?;
+        Ok(Self {
+            child,
+            dir,
+            pem_path,
+            addrs,
+        })
+    }
+
+    /// The child's process id (for `taskset`, `perf -p`).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
 
 impl Drop for Reaped {
     fn drop(&mut self) {
@@ -135,28 +191,9 @@ pub(crate) fn run(options: &Options, table: &mut Table) -> io::Result<()> {
     let count = if options.quick { 200 } else { 1000 };
     let limit = raise_nofile();
     let exe = std::env::current_exe()?;
-    let dir = std::env::temp_dir().join(format!("feed-bench-memory-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let pem = dir.join("ca.pem");
-    let pem_arg = pem.to_string_lossy().into_owned();
-    let mut server = Reaped(
-        Command::new(&exe)
-            .args(["--serve-memory", &pem_arg])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?,
-    );
-    let mut line = String::new();
-    let stdout = server
-        .0
-        .stdout
-        .take()
-        .ok_or_else(|| io::Error::other("no stdout"))?;
-    BufReader::new(stdout).read_line(&mut line)?;
-    let addrs: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-    let [blaster, direct, socks5] = addrs.as_slice() else {
-        return Err(io::Error::other(format!("server said {line:?}")));
-    };
+    let server = ServerProcess::start()?;
+    let pem_arg = server.pem_path.clone();
+    let [blaster, direct, socks5] = &server.addrs;
     let mut per_conn = Vec::new();
     let proxied_arm = if cfg!(feature = "socks") {
         "socks5"
@@ -183,7 +220,6 @@ pub(crate) fn run(options: &Options, table: &mut Table) -> io::Result<()> {
         per_conn.push((arm, bytes));
     }
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
     for (arm, bytes) in &per_conn {
         let proxied = *arm != "direct";
         table.push(Row {

@@ -6,6 +6,7 @@
 //! on a current-thread runtime on the main thread, so client CPU is the main thread's CPU.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -68,6 +69,9 @@ pub(crate) const SIZES: [usize; 3] = [64, 1024, 16 * 1024];
 /// The runtimes, the CA, the WSS server and the undelayed relays.
 pub(crate) struct Rig {
     pub(crate) blaster: Blaster,
+    /// Where the read-loop arms connect: the in-process blaster, or for `--profile` with
+    /// FEED_BENCH_SERVER_PROCESS=1 a `--serve-memory` child's.
+    server: SocketAddr,
     direct: Relay,
     connect: Relay,
     #[cfg(feature = "socks")]
@@ -131,6 +135,7 @@ impl Rig {
         };
         let bare_tls = ca.client_config();
         Ok(Self {
+            server: blaster.addr(),
             blaster,
             direct,
             connect,
@@ -146,7 +151,7 @@ impl Rig {
 
     /// The direct arm (through the relay, no handshake) and the proxied arms through it.
     pub(crate) fn tunnel_arms(&self) -> io::Result<Vec<Arm>> {
-        let exchange = format!("wss://127.0.0.1:{}", self.blaster.addr().port());
+        let exchange = format!("wss://127.0.0.1:{}", self.server.port());
         #[cfg_attr(
             not(feature = "socks"),
             expect(
@@ -226,7 +231,7 @@ impl Rig {
     pub(crate) fn wrapper(&self, options: &Options, table: &mut Table) -> io::Result<()> {
         let direct = Arm {
             name: "WsStream",
-            url_base: format!("wss://{}", self.blaster.addr()),
+            url_base: format!("wss://{}", self.server),
             route: Route::Direct,
         };
         for size in SIZES {
@@ -285,6 +290,32 @@ impl Rig {
         self.socks5.addr()
     }
 
+    /// Points the read-loop arms (`bare`, `wsstream`, `wsconn`) at a server in another process,
+    /// trusting the CA it wrote to `pem`.
+    pub(crate) fn use_server(&mut self, server: SocketAddr, pem: &[u8]) -> io::Result<()> {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject as _;
+        self.server = server;
+        self.ws_options.tls = TlsOptions::new()
+            .without_webpki_roots()
+            .with_ca_pem(pem)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            roots
+                .add(cert.map_err(io::Error::other)?)
+                .map_err(io::Error::other)?;
+        }
+        let config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(io::Error::other)?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        self.bare_tls = Arc::new(config);
+        Ok(())
+    }
+
     /// The client TLS configuration of the bare arms.
     #[cfg(feature = "socks")]
     pub(crate) fn bare_tls(&self) -> &Arc<ClientConfig> {
@@ -295,7 +326,7 @@ impl Rig {
     pub(crate) fn profile(&self, arm: &str, size: usize) -> io::Result<f64> {
         let direct = Arm {
             name: "WsStream",
-            url_base: format!("wss://{}", self.blaster.addr()),
+            url_base: format!("wss://{}", self.server),
             route: Route::Direct,
         };
         if arm.starts_with("connect-") {
@@ -533,16 +564,16 @@ impl Rig {
     /// written by hand, the answer's head skipped (the server writes nothing more before "go",
     /// or before the client has its head, so nothing is lost).
     pub(crate) async fn bare_connect(&self, path: &str) -> io::Result<BareWs> {
-        let tcp = TcpStream::connect(self.blaster.addr()).await?;
+        let tcp = TcpStream::connect(self.server).await?;
         tcp.set_nodelay(true)?;
-        let name = ServerName::IpAddress(self.blaster.addr().ip().into());
+        let name = ServerName::IpAddress(self.server.ip().into());
         let mut tls = TlsConnector::from(Arc::clone(&self.bare_tls))
             .connect(name, tcp)
             .await?;
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            self.blaster.addr().port()
+            self.server.port()
         );
         tls.write_all(request.as_bytes()).await?;
         // One byte at a time up to the end of the head: frames may follow it in the same record.
@@ -556,7 +587,7 @@ impl Rig {
 
     /// Messages/s received by `WsConn::next`, direct to the server.
     fn ws_conn_rate(&self, size: usize, count: usize, kind: WsConnKind) -> io::Result<f64> {
-        let url = format!("wss://{}{}", self.blaster.addr(), path(size, count));
+        let url = format!("wss://{}{}", self.server, path(size, count));
         let mut conn_options = ConnOptions::default();
         let seen = Arc::new(AtomicU64::new(0));
         match kind {
