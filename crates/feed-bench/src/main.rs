@@ -37,8 +37,14 @@ Usage: feed-bench [--quick] [--only NAME]...
                connect-socks5-optimistic; SIZE ignored): open and drop WSS connections
                for about 5 s; prints connections/s (ALL: CPU per connection per batch of 50).
                FEED_BENCH_SERVER_PROCESS=1: the read-loop arms read from a server in a
-               child process (pid on stderr) instead of this one
+               child process (pid on stderr) instead of this one; FEED_BENCH_PROFILE_TIMES=1 (with
+               ALL): each run's CLOCK_MONOTONIC span, for `perf record -k CLOCK_MONOTONIC`
   -h, --help   print this help
+
+Environment: unless GLIBC_TUNABLES or FEED_BENCH_GLIBC_DEFAULT is set, feed-bench runs itself
+again with GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=4194304: on AMD CPUs with FSRM,
+glibc's rep movsb memcpy is fast or 2-3x slower depending on where the copied buffers sit
+(glibc bug 30994), which made each arm flip between the two for seconds at a time.
 ";
 
 /// What the command line asked for.
@@ -72,7 +78,41 @@ const GROUPS: [&str; 9] = [
     "memory",
 ];
 
+/// The glibc tunable the benchmarks run with: no `rep movsb` in memcpy below 4 MiB. On AMD CPUs
+/// with FSRM, glibc (2.36 here, Debian 12) copies with `rep movsb`, whose speed depends on the
+/// buffers' alignment and their distance modulo 4 KiB (glibc bug 30994). The buffers a
+/// TLS read copies between land at a new distance whenever the heap shifts, so each arm flipped
+/// between a fast and a 2-3x slower mode for seconds at a time, more than any difference the
+/// benchmarks measure (docs/performance.md).
+const MEMCPY_TUNABLE: &str = "glibc.cpu.x86_rep_movsb_threshold=4194304";
+
+/// Re-runs this program with [`MEMCPY_TUNABLE`] when GLIBC_TUNABLES is unset (glibc reads it at
+/// start only) and FEED_BENCH_GLIBC_DEFAULT is unset; `None` when this process should go on.
+fn rerun_with_memcpy_tunable() -> Option<ExitCode> {
+    if std::env::var_os("GLIBC_TUNABLES").is_some()
+        || std::env::var_os("FEED_BENCH_GLIBC_DEFAULT").is_some()
+    {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?;
+    let status = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("GLIBC_TUNABLES", MEMCPY_TUNABLE)
+        .status();
+    Some(match status {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(u8::try_from(status.code().unwrap_or(1)).unwrap_or(1)),
+        Err(error) => {
+            eprintln!("feed-bench: could not re-run with {MEMCPY_TUNABLE}: {error}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
 fn main() -> ExitCode {
+    if let Some(code) = rerun_with_memcpy_tunable() {
+        return code;
+    }
     let mut options = Options {
         quick: false,
         only: Vec::new(),
@@ -247,5 +287,17 @@ fn main() -> ExitCode {
         }
     }
     table.print();
+    println!("{}", memcpy_line());
     ExitCode::SUCCESS
+}
+
+/// Which memcpy the figures were measured with.
+fn memcpy_line() -> String {
+    match std::env::var("GLIBC_TUNABLES") {
+        Ok(value) if value == MEMCPY_TUNABLE => format!(
+            "memcpy: GLIBC_TUNABLES={value} (no rep movsb below 4 MiB; FEED_BENCH_GLIBC_DEFAULT=1 runs without)"
+        ),
+        Ok(value) => format!("memcpy: GLIBC_TUNABLES={value} (as given)"),
+        Err(_) => "memcpy: glibc's default (FEED_BENCH_GLIBC_DEFAULT set)".to_owned(),
+    }
 }

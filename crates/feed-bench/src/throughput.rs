@@ -352,13 +352,19 @@ impl Rig {
         while started.elapsed() < Duration::from_secs(5) {
             let cpu = thread_cpu();
             LAST_READS.set(f64::NAN);
+            let from = monotonic();
             let rate = run(count)?;
+            let to = monotonic();
             // Client-thread CPU per message, the connect included (a few hundred us per run).
             let cpu_ns = (thread_cpu() - cpu) / count as f64 * 1e9;
             let mut figure = format!("{:.2}M/s {cpu_ns:.0}ns", rate / 1e6);
             let reads = LAST_READS.get();
             if !reads.is_nan() {
                 figure.push_str(&format!(" {reads:.3}r/msg"));
+            }
+            // The run's span on CLOCK_MONOTONIC (connect and read loop).
+            if std::env::var_os("FEED_BENCH_PROFILE_TIMES").is_some() {
+                figure.push_str(&format!(" @{from:.6}-{to:.6}"));
             }
             shown.push(figure);
             rates.push(rate);
@@ -692,6 +698,24 @@ pub(crate) fn thread_cpu() -> f64 {
     };
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// CLOCK_MONOTONIC in seconds: the clock `perf record -k CLOCK_MONOTONIC` stamps samples with,
+/// so a profile's per-run figures can be matched with its samples.
+fn monotonic() -> f64 {
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one `timespec` into the pointer, which points at one;
+    // CLOCK_MONOTONIC is valid on Linux.
+    #[allow(unsafe_code)] // std's Instant does not expose its clock value; one FFI call
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut time) == 0 };
+    if ok {
+        time.tv_sec as f64 + time.tv_nsec as f64 / 1e9
+    } else {
+        f64::NAN
+    }
 }
 
 pub(crate) fn size_name(size: usize) -> String {
