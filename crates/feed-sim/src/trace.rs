@@ -108,10 +108,7 @@ impl std::io::Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let _ = ACTIVE.try_with(|active| {
             for buffer in active.borrow().iter() {
-                buffer
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .extend_from_slice(buf);
+                append(buffer, buf);
             }
         });
         Ok(buf.len())
@@ -126,14 +123,19 @@ struct BufferWriter(Buffer);
 
 impl std::io::Write for BufferWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
+        append(&self.0, buf);
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// Appends `bytes` to a capture's buffer (a poisoned lock still takes them).
+fn append(buffer: &Buffer, bytes: &[u8]) {
+    buffer
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .extend_from_slice(bytes);
 }
