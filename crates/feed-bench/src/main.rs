@@ -32,17 +32,19 @@ Usage: feed-bench [--quick] [--only NAME]...
                no table: run one read-loop arm (bare, wsstream, wsconn) with SIZE-byte
                messages for about 5 s, for a profiler (`perf record -p`); prints msg/s
                (median of its runs). FEED_BENCH_PROFILE_FRACTION=S: runs of about S
-               seconds (default 0.5); FEED_BENCH_PROFILE_ALL=1: every run's figure.
-               Or a connect arm (connect-direct, connect-connect, connect-socks5,
-               connect-socks5-optimistic; SIZE ignored): open and drop WSS connections
-               for about 5 s; prints connections/s (ALL: CPU per connection per batch of 50).
-               FEED_BENCH_SERVER_PROCESS=1: the read-loop arms read from a server in a
-               child process (pid on stderr) instead of this one; FEED_BENCH_PROFILE_TIMES=1 (with
-               ALL): each run's CLOCK_MONOTONIC span, for `perf record -k CLOCK_MONOTONIC`
+               seconds (default 0.5); FEED_BENCH_PROFILE_ALL set (any value): every
+               run's figure. Or a connect arm (connect-direct, connect-connect,
+               connect-socks5, connect-socks5-optimistic; SIZE ignored): open and drop WSS
+               connections for about 5 s; prints connections/s (ALL: CPU per connection
+               per batch of 50). For the read-loop arms only: FEED_BENCH_SERVER_PROCESS
+               set: read from a server in a child process (pid on stderr);
+               FEED_BENCH_PROFILE_TIMES set (with ALL): each run's CLOCK_MONOTONIC span,
+               for `perf record -k CLOCK_MONOTONIC`
   -h, --help   print this help
 
-Environment: unless GLIBC_TUNABLES or FEED_BENCH_GLIBC_DEFAULT is set, feed-bench runs itself
-again with GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=4194304: on AMD CPUs with FSRM,
+Environment: unless GLIBC_TUNABLES or FEED_BENCH_GLIBC_DEFAULT is set, feed-bench replaces
+itself (exec, same pid) with itself run with
+GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=4194304: on AMD CPUs with FSRM,
 glibc's rep movsb memcpy is fast or 2-3x slower depending on where the copied buffers sit
 (glibc bug 30994), which made each arm flip between the two for seconds at a time.
 ";
@@ -86,33 +88,37 @@ const GROUPS: [&str; 9] = [
 /// benchmarks measure (docs/performance.md).
 const MEMCPY_TUNABLE: &str = "glibc.cpu.x86_rep_movsb_threshold=4194304";
 
-/// Re-runs this program with [`MEMCPY_TUNABLE`] when GLIBC_TUNABLES is unset (glibc reads it at
-/// start only) and FEED_BENCH_GLIBC_DEFAULT is unset; `None` when this process should go on.
-fn rerun_with_memcpy_tunable() -> Option<ExitCode> {
+/// Replaces this process (same pid, arguments and environment) with this program run with
+/// [`MEMCPY_TUNABLE`] when neither GLIBC_TUNABLES nor FEED_BENCH_GLIBC_DEFAULT is set (glibc reads
+/// its tunables only when a process starts). Returns only when no re-run was wanted, or when it
+/// failed (said on stderr; the benchmarks then run with glibc's default memcpy).
+fn exec_with_memcpy_tunable() {
+    use std::os::unix::process::CommandExt as _;
     if std::env::var_os("GLIBC_TUNABLES").is_some()
         || std::env::var_os("FEED_BENCH_GLIBC_DEFAULT").is_some()
     {
-        return None;
+        return;
     }
-    let exe = std::env::current_exe().ok()?;
-    let status = std::process::Command::new(exe)
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(error) => {
+            eprintln!(
+                "feed-bench: cannot find this program to re-run it with {MEMCPY_TUNABLE}: {error}; going on with glibc's default memcpy"
+            );
+            return;
+        }
+    };
+    let error = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
         .env("GLIBC_TUNABLES", MEMCPY_TUNABLE)
-        .status();
-    Some(match status {
-        Ok(status) if status.success() => ExitCode::SUCCESS,
-        Ok(status) => ExitCode::from(u8::try_from(status.code().unwrap_or(1)).unwrap_or(1)),
-        Err(error) => {
-            eprintln!("feed-bench: could not re-run with {MEMCPY_TUNABLE}: {error}");
-            ExitCode::FAILURE
-        }
-    })
+        .exec();
+    eprintln!(
+        "feed-bench: could not re-run with {MEMCPY_TUNABLE}: {error}; going on with glibc's default memcpy"
+    );
 }
 
 fn main() -> ExitCode {
-    if let Some(code) = rerun_with_memcpy_tunable() {
-        return code;
-    }
+    exec_with_memcpy_tunable();
     let mut options = Options {
         quick: false,
         only: Vec::new(),
@@ -181,7 +187,9 @@ fn main() -> ExitCode {
     if let Some((arm, size)) = profile {
         // FEED_BENCH_SERVER_PROCESS=1: the read-loop arms read from a server in a child process
         // (its pid on stderr), so the client is alone in this one.
-        let external = if std::env::var_os("FEED_BENCH_SERVER_PROCESS").is_some() {
+        let external = if std::env::var_os("FEED_BENCH_SERVER_PROCESS").is_some()
+            && !arm.starts_with("connect-")
+        {
             match memory::ServerProcess::start() {
                 Ok(server) => {
                     eprintln!("feed-bench: server process pid {}", server.pid());
@@ -293,11 +301,19 @@ fn main() -> ExitCode {
 
 /// Which memcpy the figures were measured with.
 fn memcpy_line() -> String {
-    match std::env::var("GLIBC_TUNABLES") {
-        Ok(value) if value == MEMCPY_TUNABLE => format!(
-            "memcpy: GLIBC_TUNABLES={value} (no rep movsb below 4 MiB; FEED_BENCH_GLIBC_DEFAULT=1 runs without)"
+    match std::env::var_os("GLIBC_TUNABLES") {
+        Some(value) if value == MEMCPY_TUNABLE => format!(
+            "memcpy: GLIBC_TUNABLES={MEMCPY_TUNABLE} (no rep movsb below 4 MiB; FEED_BENCH_GLIBC_DEFAULT=1 runs without)"
         ),
-        Ok(value) => format!("memcpy: GLIBC_TUNABLES={value} (as given)"),
-        Err(_) => "memcpy: glibc's default (FEED_BENCH_GLIBC_DEFAULT set)".to_owned(),
+        Some(value) => format!(
+            "memcpy: GLIBC_TUNABLES={} (as given)",
+            value.to_string_lossy()
+        ),
+        None if std::env::var_os("FEED_BENCH_GLIBC_DEFAULT").is_some() => {
+            "memcpy: glibc's default (FEED_BENCH_GLIBC_DEFAULT is set)".to_owned()
+        }
+        None => {
+            "memcpy: glibc's default (the re-run with the tunable failed; see stderr)".to_owned()
+        }
     }
 }

@@ -25,8 +25,9 @@ pub(crate) struct Reaped(Child);
 /// A `--serve-memory` child: its handle (killed on drop), the CA PEM it wrote, and its
 /// `BLASTER DIRECT SOCKS5` addresses.
 pub(crate) struct ServerProcess {
+    // Dropped in this order: the child is killed before its directory goes.
     child: Reaped,
-    dir: std::path::PathBuf,
+    _dir: TempDir,
     pub(crate) pem_path: String,
     pub(crate) addrs: [String; 3],
 }
@@ -37,7 +38,9 @@ impl ServerProcess {
         let exe = std::env::current_exe()?;
         let dir = std::env::temp_dir().join(format!("feed-bench-server-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
-        let pem_path = dir.join("ca.pem").to_string_lossy().into_owned();
+        // Removed on every return from here on, an early error's too.
+        let dir = TempDir(dir);
+        let pem_path = dir.0.join("ca.pem").to_string_lossy().into_owned();
         let mut child = Reaped(
             Command::new(&exe)
                 .args(["--serve-memory", &pem_path])
@@ -58,7 +61,7 @@ impl ServerProcess {
             .map_err(|_| io::Error::other(format!("server said {line:?}")))?;
         Ok(Self {
             child,
-            dir,
+            _dir: dir,
             pem_path,
             addrs,
         })
@@ -70,11 +73,12 @@ impl ServerProcess {
     }
 }
 
-impl Drop for ServerProcess {
+/// A directory removed with everything in it on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = self.child.0.kill();
-        let _ = self.child.0.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
