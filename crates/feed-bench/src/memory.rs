@@ -20,7 +20,7 @@ use crate::table::{Row, Table, verdict};
 use crate::throughput::{EXCHANGE, proxy_route};
 
 /// Kills the child on drop (by PID, through its handle) if it has not exited.
-pub(crate) struct Reaped(Child);
+struct Reaped(Child);
 
 /// A `--serve-memory` child: its handle (killed on drop), the CA PEM it wrote, and its
 /// `BLASTER DIRECT SOCKS5` addresses.

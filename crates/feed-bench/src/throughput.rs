@@ -151,7 +151,8 @@ impl Rig {
 
     /// The direct arm (through the relay, no handshake) and the proxied arms through it.
     pub(crate) fn tunnel_arms(&self) -> io::Result<Vec<Arm>> {
-        let exchange = format!("wss://127.0.0.1:{}", self.server.port());
+        // The relays forward to the in-process blaster, whatever `server` the read loops use.
+        let exchange = format!("wss://127.0.0.1:{}", self.blaster.addr().port());
         #[cfg_attr(
             not(feature = "socks"),
             expect(
@@ -293,26 +294,15 @@ impl Rig {
     /// Points the read-loop arms (`bare`, `wsstream`, `wsconn`) at a server in another process,
     /// trusting the CA it wrote to `pem`.
     pub(crate) fn use_server(&mut self, server: SocketAddr, pem: &[u8]) -> io::Result<()> {
-        use rustls_pki_types::CertificateDer;
-        use rustls_pki_types::pem::PemObject as _;
-        self.server = server;
-        self.ws_options.tls = TlsOptions::new()
+        let tls = TlsOptions::new()
             .without_webpki_roots()
             .with_ca_pem(pem)
             .map_err(|e| io::Error::other(e.to_string()))?;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            roots
-                .add(cert.map_err(io::Error::other)?)
-                .map_err(io::Error::other)?;
-        }
-        let config =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(io::Error::other)?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-        self.bare_tls = Arc::new(config);
+        self.bare_tls = tls
+            .client_config(&[])
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.ws_options.tls = tls;
+        self.server = server;
         Ok(())
     }
 
@@ -449,17 +439,9 @@ impl Rig {
     fn cpu_arms(&self) -> io::Result<Vec<(Arm, bool)>> {
         let mut arms: Vec<(Arm, bool)> = Vec::new();
         for arm in self.tunnel_arms()? {
-            #[cfg(feature = "socks")]
-            let socks = (arm.name == "SOCKS5").then(|| Arm {
-                name: arm.name,
-                url_base: arm.url_base.clone(),
-                route: arm.route.clone(),
-            });
+            let optimistic = (arm.name == "SOCKS5").then(|| arm.clone());
             arms.push((arm, false));
-            #[cfg(feature = "socks")]
-            if let Some(socks) = socks {
-                arms.push((socks, true));
-            }
+            arms.extend(optimistic.map(|arm| (arm, true)));
         }
         Ok(arms)
     }
