@@ -663,7 +663,9 @@ impl RealProxy {
     }
 
     /// Stops the daemon (SIGTERM, then SIGKILL after a grace period) and reaps it; returns once it
-    /// has exited, so its port is released. The logs stay readable until the handle is dropped.
+    /// has exited and its port refuses connections (a process the daemon forked while it was
+    /// stopping can hold the listening socket a moment longer; waited for up to the grace
+    /// period). The logs stay readable until the handle is dropped.
     pub async fn shutdown(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
@@ -675,6 +677,10 @@ impl RealProxy {
             }
         }
         kill_and_reap(&mut child);
+        let until = Instant::now() + STOP_GRACE;
+        while Instant::now() < until && port_accepts(self.addr) {
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// As [`RealProxy::shutdown`], blocking the thread.
@@ -689,6 +695,10 @@ impl RealProxy {
             }
         }
         kill_and_reap(&mut child);
+        let until = Instant::now() + STOP_GRACE;
+        while Instant::now() < until && port_accepts(self.addr) {
+            std::thread::sleep(POLL);
+        }
     }
 
     fn keep_dir_if_asked(&mut self) {
@@ -721,6 +731,12 @@ fn send_sigterm(pid: u32) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Whether something still listens on `addr` (a loopback connect, closed at once; refused in
+/// microseconds once nothing listens).
+fn port_accepts(addr: SocketAddr) -> bool {
+    std::net::TcpStream::connect_timeout(&addr, POLL).is_ok()
 }
 
 fn kill_and_reap(child: &mut Child) {
