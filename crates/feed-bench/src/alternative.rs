@@ -30,7 +30,7 @@ impl Rig {
         for size in SIZES {
             let count =
                 self.calibrate(options, size, |count| self.tungstenite_rate(size, count))?;
-            let rates = self.interleave(options, 2, |arm| match arm {
+            let rates = self.interleave(options.pairs(), 2, |arm| match arm {
                 0 => self.tungstenite_rate(size, count),
                 _ => self.proxy_ws_rate(&ours, size, count),
             })?;

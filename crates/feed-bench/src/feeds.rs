@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 
 use crate::Options;
 use crate::server::{BINANCE_PATH, FIRST_TRADE_ID};
-use crate::stats::median;
+use crate::stats::{ci_text, median};
 use crate::table::{Row, Table, Verdict};
 use crate::throughput::{EXCHANGE, Rig, count_received};
 
@@ -44,12 +44,12 @@ impl Rig {
         ))?;
         let rest_url = exchange.rest_base_url();
         // Calibrated on the slowest arm, so that one lasts about the usual arm time.
-        let target = if options.quick { 0.1 } else { 0.3 };
+        let target = 2.0 * options.arm_seconds();
         self.blaster.set_binance_count(20_000);
         let probe = self.handler_rate(&rest_url, 20_000)?;
         let count = ((probe * target) as usize).max(2_000);
         self.blaster.set_binance_count(count);
-        let rates = self.interleave(options, 3, |arm| match arm {
+        let rates = self.interleave(options.pairs(), 3, |arm| match arm {
             0 => self.bare_binance_rate(count),
             1 => self.ws_conn_binance_rate(count),
             _ => self.handler_rate(&rest_url, count),
@@ -65,10 +65,11 @@ impl Rig {
                 bench: "wrapper cost".to_owned(),
                 arms: format!("{name} / bare, Binance trades (~200 B)"),
                 figure: format!(
-                    "bare {:.0} ns/msg, {name} {:.0} ns/msg ({} pairs, {count} trades)",
+                    "bare {:.0} ns/msg, {name} {:.0} ns/msg ({} pairs{}, {count} trades)",
                     ns(0),
                     ns(arm),
-                    ratios.len()
+                    ratios.len(),
+                    ci_text(&ratios)
                 ),
                 ratio: Some(median(&ratios)),
                 bar: if arm == 1 {

@@ -116,7 +116,7 @@ pub(crate) fn run(rig: &Rig, options: &Options, table: &mut Table) -> io::Result
     for case in &cases {
         connect_time(rig, case)?;
     }
-    let times = rig.interleave(options, cases.len(), |index| {
+    let times = rig.interleave(options.handshake_rounds(), cases.len(), |index| {
         connect_time(rig, &cases[index])
     })?;
     for (case, times) in cases.iter().zip(&times) {

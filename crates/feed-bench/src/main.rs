@@ -23,9 +23,12 @@ use table::Table;
 const HELP: &str = "\
 feed-bench: feedproxy's benchmarks (run them with `cargo xtask bench`)
 
-Usage: feed-bench [--quick] [--only NAME]...
+Usage: feed-bench [--quick] [--only NAME]... [--pairs N] [--arm-seconds S]
 
   --quick      fewer pairs and shorter arms (a smoke run; figures are noisier)
+  --pairs N    pairs per ratio (default 200, 10 with --quick; the handshake bench runs 12)
+  --arm-seconds S
+               about how long one data-path arm runs (default 0.01, 0.005 with --quick)
   --only NAME  run only this benchmark group (repeatable): route, tunnel, wrapper,
                feed, disabled, handshake, cpu, alternative, memory
   --profile ARM SIZE
@@ -42,6 +45,10 @@ Usage: feed-bench [--quick] [--only NAME]...
                for `perf record -k CLOCK_MONOTONIC`
   -h, --help   print this help
 
+Each ratio is the median of 200 per-pair ratios (10 with --quick), shown with a distribution-free
+95% confidence interval of that median (order statistics). FEED_BENCH_PAIRS set (any value):
+also print every pair's ratio on stderr.
+
 Environment: unless GLIBC_TUNABLES or FEED_BENCH_GLIBC_DEFAULT is set, feed-bench replaces
 itself (exec, same pid) with itself run with
 GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=4194304: on AMD CPUs with FSRM,
@@ -55,6 +62,10 @@ pub(crate) struct Options {
     /// Fewer pairs, shorter arms.
     pub(crate) quick: bool,
     only: Vec<String>,
+    /// `--pairs N`: pairs per ratio instead of the default.
+    pairs: Option<usize>,
+    /// `--arm-seconds S`: the calibrated length of one data-path arm instead of the default.
+    arm_seconds: Option<f64>,
 }
 
 impl Options {
@@ -62,8 +73,24 @@ impl Options {
         self.only.is_empty() || self.only.iter().any(|g| g == group)
     }
 
-    /// Pairs (rounds of interleaved arms) per ratio.
+    /// Pairs (rounds of interleaved arms) per ratio of two rates or CPU times. Many short
+    /// pairs rather than a few long ones: the machine's speed drifts over tenths of a second
+    /// (on the Intel VM the same AES-GCM loop took 1.5x as long in some spans as in others),
+    /// so the arms of a short round mostly see the same speed. 200 rounds of 10 ms arms put
+    /// the tunnel medians' 95% intervals within about +-1.5%; 40 of 50 ms gave +-3 to 5%.
     pub(crate) fn pairs(&self) -> usize {
+        self.pairs.unwrap_or(if self.quick { 10 } else { 200 })
+    }
+
+    /// About how long one arm of a data-path pair runs, in seconds.
+    pub(crate) fn arm_seconds(&self) -> f64 {
+        self.arm_seconds
+            .unwrap_or(if self.quick { 0.005 } else { 0.01 })
+    }
+
+    /// Rounds of the handshake bench: its figures are held flights of 20 ms, far above the
+    /// noise, so fewer rounds do.
+    pub(crate) fn handshake_rounds(&self) -> usize {
         if self.quick { 4 } else { 12 }
     }
 }
@@ -122,6 +149,8 @@ fn main() -> ExitCode {
     let mut options = Options {
         quick: false,
         only: Vec::new(),
+        pairs: None,
+        arm_seconds: None,
     };
     // The memory benchmark's own processes (not for people).
     let all: Vec<String> = std::env::args().skip(1).collect();
@@ -158,6 +187,22 @@ fn main() -> ExitCode {
                 Some(group) if GROUPS.contains(&group.as_str()) => options.only.push(group),
                 other => {
                     eprintln!("error: --only takes one of {GROUPS:?}, got {other:?}\n\n{HELP}");
+                    return ExitCode::from(2);
+                }
+            },
+            "--pairs" => match args.next().and_then(|s| s.parse::<usize>().ok()) {
+                Some(pairs) if (1..=10_000).contains(&pairs) => options.pairs = Some(pairs),
+                _ => {
+                    eprintln!("error: --pairs takes a whole number from 1 to 10000\n\n{HELP}");
+                    return ExitCode::from(2);
+                }
+            },
+            "--arm-seconds" => match args.next().and_then(|s| s.parse::<f64>().ok()) {
+                Some(seconds) if (0.001..=60.0).contains(&seconds) => {
+                    options.arm_seconds = Some(seconds);
+                }
+                _ => {
+                    eprintln!("error: --arm-seconds takes seconds from 0.001 to 60\n\n{HELP}");
                     return ExitCode::from(2);
                 }
             },

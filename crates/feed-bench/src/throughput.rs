@@ -28,7 +28,7 @@ use crate::Options;
 use crate::alloc::allocations;
 use crate::relay::{Mode, Relay};
 use crate::server::{Blaster, find, path};
-use crate::stats::{median, si};
+use crate::stats::{ci_text, median, si};
 use crate::table::{Row, Table, Verdict, verdict};
 
 pub(crate) const EXCHANGE: &str = "binance";
@@ -194,7 +194,7 @@ impl Rig {
     where
         F: FnMut(usize) -> io::Result<f64>,
     {
-        let target = if options.quick { 0.04 } else { 0.15 };
+        let target = options.arm_seconds();
         let guess = (4 * 1024 * 1024 / size).max(200);
         probe(guess)?;
         let rate = probe(guess)?;
@@ -208,9 +208,22 @@ impl Rig {
             let count = self.calibrate(options, size, |count| {
                 self.proxy_ws_rate(&arms[0], size, count)
             })?;
-            let rates = self.interleave(options, arms.len(), |arm| {
-                self.proxy_ws_rate(&arms[arm], size, count)
+            let mut reads = vec![Vec::new(); arms.len()];
+            let rates = self.interleave(options.pairs(), arms.len(), |arm| {
+                let rate = self.proxy_ws_rate(&arms[arm], size, count);
+                reads[arm].push(LAST_READS.get());
+                rate
             })?;
+            if std::env::var_os("FEED_BENCH_PAIRS").is_some() {
+                for (arm, reads) in arms.iter().zip(&reads) {
+                    eprintln!(
+                        "  socket reads per message, {} {}: median {:.3}",
+                        arm.name,
+                        size_name(size),
+                        median(reads)
+                    );
+                }
+            }
             for (index, arm) in arms.iter().enumerate().skip(1) {
                 push_ratio(
                     table,
@@ -238,7 +251,7 @@ impl Rig {
         for size in SIZES {
             let count = self.calibrate(options, size, |count| self.bare_rate(size, count))?;
             let mut allocs = [Vec::new(), Vec::new(), Vec::new()];
-            let rates = self.interleave(options, 3, |arm| {
+            let rates = self.interleave(options.pairs(), 3, |arm| {
                 let rate = match arm {
                     0 => self.bare_rate(size, count),
                     1 => self.ws_conn_rate(size, count, WsConnKind::WithCallback),
@@ -374,7 +387,7 @@ impl Rig {
             let count = self.calibrate(options, size, |count| {
                 self.ws_conn_rate(size, count, WsConnKind::NoSystem)
             })?;
-            let rates = self.interleave(options, 2, |arm| match arm {
+            let rates = self.interleave(options.pairs(), 2, |arm| match arm {
                 0 => self.ws_conn_rate(size, count, WsConnKind::NoSystem),
                 _ => self.ws_conn_rate(size, count, WsConnKind::DisabledSystem),
             })?;
@@ -397,14 +410,18 @@ impl Rig {
     /// through each proxy kind divided by direct.
     pub(crate) fn cpu(&self, options: &Options, table: &mut Table) -> io::Result<()> {
         let arms = self.cpu_arms()?;
-        let per_round = if options.quick { 5 } else { 20 };
+        let per_round = if options.quick { 5 } else { 10 };
         for (arm, optimistic) in &arms {
             self.connect_cpu(arm, *optimistic, 2)?;
         }
-        let cpu = self.interleave(options, arms.len(), |index| {
+        let mut waits = vec![Vec::new(); arms.len()];
+        let cpu = self.interleave(options.pairs(), arms.len(), |index| {
             let (arm, optimistic) = &arms[index];
-            self.connect_cpu(arm, *optimistic, per_round)
+            let (cpu, blocked) = self.connect_cpu(arm, *optimistic, per_round)?;
+            waits[index].push(blocked);
+            Ok(cpu)
         })?;
+        let direct_waits = median(&waits[0]);
         for (index, (arm, optimistic)) in arms.iter().enumerate().skip(1) {
             let ratios: Vec<f64> = cpu[index].iter().zip(&cpu[0]).map(|(a, d)| a / d).collect();
             let ratio = median(&ratios);
@@ -422,16 +439,78 @@ impl Rig {
                 bench: "CPU per connection".to_owned(),
                 arms: format!("{name} / direct (incl. TLS)"),
                 figure: format!(
-                    "direct {:.0} us, {name} {:.0} us",
+                    "direct {:.0} us {direct_waits:.1} waits, {name} {:.0} us {:.1} waits{} ({} pairs{})",
                     median(&cpu[0]) * 1e6,
-                    median(&cpu[index]) * 1e6
+                    median(&cpu[index]) * 1e6,
+                    median(&waits[index]),
+                    per_wait(
+                        median(&cpu[index]) - median(&cpu[0]),
+                        median(&waits[index]) - direct_waits
+                    ),
+                    ratios.len(),
+                    ci_text(&ratios)
                 ),
                 ratio: Some(ratio),
                 bar,
                 verdict,
             });
         }
+        let batches: Vec<(f64, f64)> = (0..if options.quick { 5 } else { 20 })
+            .map(|_| self.round_trip_cpu(100))
+            .collect::<io::Result<_>>()?;
+        let cpu: Vec<f64> = batches.iter().map(|b| b.0).collect();
+        let blocked: Vec<f64> = batches.iter().map(|b| b.1).collect();
+        table.push(Row {
+            bench: "CPU per connection".to_owned(),
+            arms: "one loopback round trip (1-byte ping-pong)".to_owned(),
+            figure: format!(
+                "{:.1} us, {:.2} waits per round trip (median of {} batches of 100)",
+                median(&cpu) * 1e6,
+                median(&blocked),
+                cpu.len()
+            ),
+            ratio: None,
+            bar: "(report: what a proxy round trip costs at least)".to_owned(),
+            verdict: Verdict::Report,
+        });
         Ok(())
+    }
+
+    /// Client-thread CPU and waits per round trip of `count` 1-byte ping-pongs with an echo
+    /// task on the server runtime, over one loopback TCP connection: the least an extra
+    /// handshake round trip can cost the client, whatever the protocol.
+    fn round_trip_cpu(&self, count: usize) -> io::Result<(f64, f64)> {
+        let listener = self
+            .background
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        let echo = self.background.spawn(async move {
+            let (mut tcp, _) = listener.accept().await?;
+            tcp.set_nodelay(true)?;
+            let mut byte = [0u8; 1];
+            while tcp.read(&mut byte).await? == 1 {
+                tcp.write_all(&byte).await?;
+            }
+            io::Result::Ok(())
+        });
+        let result = self.client.block_on(async {
+            let mut tcp = TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            let mut byte = [7u8; 1];
+            // One untimed round trip: the echo task has accepted and is waiting.
+            tcp.write_all(&byte).await?;
+            tcp.read_exact(&mut byte).await?;
+            let switches = thread_waits();
+            let before = thread_cpu();
+            for _ in 0..count {
+                tcp.write_all(&byte).await?;
+                tcp.read_exact(&mut byte).await?;
+            }
+            let cpu = (thread_cpu() - before) / count as f64;
+            Ok((cpu, (thread_waits() - switches) / count as f64))
+        });
+        echo.abort();
+        result
     }
 
     /// The CPU arms: the tunnel arms in their normal mode, and SOCKS5 once more in its opt-in
@@ -465,7 +544,7 @@ impl Rig {
         let mut shown = Vec::new();
         let mut connections = 0usize;
         while started.elapsed() < Duration::from_secs(5) {
-            let cpu = self.connect_cpu(&arm, optimistic, 50)?;
+            let (cpu, _) = self.connect_cpu(&arm, optimistic, 50)?;
             connections += 50;
             shown.push(format!("{:.0}us", cpu * 1e6));
         }
@@ -475,25 +554,24 @@ impl Rig {
         Ok(connections as f64 / started.elapsed().as_secs_f64())
     }
 
-    /// Runs `arms` arms in rounds, the order reversed every other round (A B, B A, ...), and
-    /// returns each arm's figures, one per round.
+    /// Runs `arms` arms in `rounds` rounds and returns each arm's figures, one per round. The
+    /// rounds cycle through every order of the arms (A B, B A; with three: A B C, A C B, B A C,
+    /// ...), so each arm runs in each position equally often and an effect of position (being
+    /// first, or following a given arm) falls on every arm alike. (With the order only reversed
+    /// every other round, the middle one of three arms never ran twice in a row.)
     pub(crate) fn interleave<F>(
         &self,
-        options: &Options,
+        rounds: usize,
         arms: usize,
         mut run: F,
     ) -> io::Result<Vec<Vec<f64>>>
     where
         F: FnMut(usize) -> io::Result<f64>,
     {
-        let mut figures = vec![Vec::with_capacity(options.pairs()); arms];
-        for round in 0..options.pairs() {
-            for step in 0..arms {
-                let arm = if round.is_multiple_of(2) {
-                    step
-                } else {
-                    arms - 1 - step
-                };
+        let orders = orders(arms);
+        let mut figures = vec![Vec::with_capacity(rounds); arms];
+        for round in 0..rounds {
+            for &arm in &orders[round % orders.len()] {
                 figures[arm].push(run(arm)?);
             }
         }
@@ -620,12 +698,15 @@ impl Rig {
     }
 
     /// Client-thread CPU seconds per connection, over `count` connections opened and dropped.
-    fn connect_cpu(&self, arm: &Arm, optimistic: bool, count: usize) -> io::Result<f64> {
+    /// Client-thread CPU per connection, and how often per connection the thread blocked
+    /// (voluntary context switches: each wait for a reply that has not come yet).
+    fn connect_cpu(&self, arm: &Arm, optimistic: bool, count: usize) -> io::Result<(f64, f64)> {
         let options = WsOptions {
             socks5_optimistic: optimistic,
             ..self.ws_options.clone()
         };
         self.client.block_on(async {
+            let switches = thread_waits();
             let before = thread_cpu();
             for _ in 0..count {
                 let ws = proxy_ws::connect(&arm.url(0, 0), arm.route.clone(), EXCHANGE, &options)
@@ -633,7 +714,8 @@ impl Rig {
                     .map_err(|e| io::Error::other(e.to_string()))?;
                 drop(ws);
             }
-            Ok((thread_cpu() - before) / count as f64)
+            let cpu = (thread_cpu() - before) / count as f64;
+            Ok((cpu, (thread_waits() - switches) / count as f64))
         })
     }
 }
@@ -666,20 +748,45 @@ enum WsConnKind {
     DisabledSystem,
 }
 
-/// User + system CPU of the calling thread, in seconds (getrusage RUSAGE_THREAD).
+/// User + system CPU of the calling thread, in seconds (clock_gettime CLOCK_THREAD_CPUTIME_ID:
+/// nanosecond resolution, where getrusage RUSAGE_THREAD has microseconds).
 pub(crate) fn thread_cpu() -> f64 {
+    let mut now = std::mem::MaybeUninit::<libc::timespec>::zeroed();
+    // SAFETY: clock_gettime writes a whole `timespec` into the pointer it is given, which
+    // points at one; CLOCK_THREAD_CPUTIME_ID is valid on Linux.
+    #[allow(unsafe_code)] // the only way to read per-thread CPU time; one FFI call
+    let now = unsafe {
+        if libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, now.as_mut_ptr()) != 0 {
+            return f64::NAN;
+        }
+        now.assume_init()
+    };
+    now.tv_sec as f64 + now.tv_nsec as f64 / 1e9
+}
+
+/// Voluntary context switches of the calling thread so far (getrusage RUSAGE_THREAD
+/// ru_nvcsw): the times it blocked waiting, here for a socket to become readable.
+pub(crate) fn thread_waits() -> f64 {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes a whole `rusage` into the pointer it is given, which points at
     // one; RUSAGE_THREAD is valid on Linux.
-    #[allow(unsafe_code)] // the only way to read per-thread CPU time; one FFI call
+    #[allow(unsafe_code)] // the only way to read a thread's context switches; one FFI call
     let usage = unsafe {
         if libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr()) != 0 {
             return f64::NAN;
         }
         usage.assume_init()
     };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    usage.ru_nvcsw as f64
+}
+
+/// `", +N us per extra wait"` when the arm blocked at least half a wait more than direct.
+fn per_wait(extra_cpu: f64, extra_waits: f64) -> String {
+    if extra_waits >= 0.5 {
+        format!(", +{:.0} us per extra wait", extra_cpu / extra_waits * 1e6)
+    } else {
+        String::new()
+    }
 }
 
 /// CLOCK_MONOTONIC in seconds: the clock `perf record -k CLOCK_MONOTONIC` stamps samples with,
@@ -697,6 +804,30 @@ fn monotonic() -> f64 {
         time.tv_sec as f64 + time.tv_nsec as f64 / 1e9
     } else {
         f64::NAN
+    }
+}
+
+/// Every order of `0..arms` in lexicographic order, for up to 5 arms (120 orders); above that,
+/// the identity order and its reverse.
+pub(crate) fn orders(arms: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..arms).collect();
+    if arms > 5 {
+        let reversed = order.iter().rev().copied().collect();
+        return vec![order, reversed];
+    }
+    let mut all = vec![order.clone()];
+    // Next lexicographic permutation until the last one.
+    loop {
+        let Some(i) = (1..order.len()).rev().find(|&i| order[i - 1] < order[i]) else {
+            return all;
+        };
+        let pivot = i - 1;
+        let Some(j) = (i..order.len()).rev().find(|&j| order[j] > order[pivot]) else {
+            return all;
+        };
+        order.swap(pivot, j);
+        order[i..].reverse();
+        all.push(order.clone());
     }
 }
 
@@ -726,16 +857,21 @@ pub(crate) fn push_ratio(
         .map(|(a, b)| a / b)
         .collect();
     let ratio = median(&ratios);
+    if std::env::var_os("FEED_BENCH_PAIRS").is_some() {
+        let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+        eprintln!("  pairs {arms}: {}", shown.join(" "));
+    }
     table.push(Row {
         bench: bench.to_owned(),
         arms: arms.to_owned(),
         figure: format!(
-            "{} {} msg/s, {} {} msg/s ({} pairs)",
+            "{} {} msg/s, {} {} msg/s ({} pairs{})",
             base.1,
             si(median(&rates[base.0])),
             arm.1,
             si(median(&rates[arm.0])),
-            ratios.len()
+            ratios.len(),
+            ci_text(&ratios)
         ),
         ratio: Some(ratio),
         bar: bar.to_owned(),
@@ -745,4 +881,35 @@ pub(crate) fn push_ratio(
             Verdict::Report
         },
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::orders;
+
+    #[test]
+    fn orders_are_every_permutation_once_and_balance_positions() {
+        assert_eq!(orders(1), vec![vec![0]]);
+        assert_eq!(orders(2), vec![vec![0, 1], vec![1, 0]]);
+        for arms in 3..=5 {
+            let all = orders(arms);
+            let factorial: usize = (1..=arms).product();
+            assert_eq!(all.len(), factorial, "{arms} arms");
+            let mut unique = all.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), factorial, "{arms} arms: a repeated order");
+            // Each arm sits in each position (factorial / arms) times.
+            for position in 0..arms {
+                for arm in 0..arms {
+                    let times = all.iter().filter(|order| order[position] == arm).count();
+                    assert_eq!(times, factorial / arms, "arm {arm} at {position}");
+                }
+            }
+        }
+        assert_eq!(
+            orders(6),
+            vec![vec![0, 1, 2, 3, 4, 5], vec![5, 4, 3, 2, 1, 0]]
+        );
+    }
 }
