@@ -47,7 +47,8 @@ Usage: feed-bench [--quick] [--only NAME]... [--pairs N] [--arm-seconds S]
 
 Each ratio is the median of 200 per-pair ratios (10 with --quick), shown with a distribution-free
 95% confidence interval of that median (order statistics). FEED_BENCH_PAIRS set (any value):
-also print every pair's ratio on stderr.
+also print on stderr every pair's ratio of the msg/s rows (tunnel, wrapper, disabled,
+alternative) and the tunnel arms' socket reads per message.
 
 Environment: unless GLIBC_TUNABLES or FEED_BENCH_GLIBC_DEFAULT is set, feed-bench replaces
 itself (exec, same pid) with itself run with

@@ -39,7 +39,7 @@ pub(crate) fn median_ci95(values: &[f64]) -> Option<(f64, f64)> {
     (k >= 1).then(|| (sorted[k - 1], sorted[n - k]))
 }
 
-/// `", 95% CI lo-hi"` for the median of `ratios`, or nothing when there are too few.
+/// `", median 95% CI lo-hi"` for the median of `ratios`, or nothing when there are too few.
 pub(crate) fn ci_text(ratios: &[f64]) -> String {
     median_ci95(ratios).map_or_else(String::new, |(lo, hi)| {
         format!(", median 95% CI {lo:.3}-{hi:.3}")

@@ -470,15 +470,15 @@ impl Rig {
                 cpu.len()
             ),
             ratio: None,
-            bar: "(report: what a proxy round trip costs at least)".to_owned(),
+            bar: "(report: the cost of one round trip)".to_owned(),
             verdict: Verdict::Report,
         });
         Ok(())
     }
 
     /// Client-thread CPU and waits per round trip of `count` 1-byte ping-pongs with an echo
-    /// task on the server runtime, over one loopback TCP connection: the least an extra
-    /// handshake round trip can cost the client, whatever the protocol.
+    /// task on the server runtime, over one loopback TCP connection: about what one more
+    /// handshake round trip costs the client, whatever the protocol.
     fn round_trip_cpu(&self, count: usize) -> io::Result<(f64, f64)> {
         let listener = self
             .background
@@ -556,8 +556,8 @@ impl Rig {
 
     /// Runs `arms` arms in `rounds` rounds and returns each arm's figures, one per round. The
     /// rounds cycle through every order of the arms (A B, B A; with three: A B C, A C B, B A C,
-    /// ...), so each arm runs in each position equally often and an effect of position (being
-    /// first, or following a given arm) falls on every arm alike. (With the order only reversed
+    /// ...), so over each full cycle every arm runs in each position equally often and an
+    /// effect of position (being first, or following a given arm) falls on every arm alike. (With the order only reversed
     /// every other round, the middle one of three arms never ran twice in a row.)
     pub(crate) fn interleave<F>(
         &self,
@@ -697,8 +697,8 @@ impl Rig {
         })
     }
 
-    /// Client-thread CPU seconds per connection, over `count` connections opened and dropped.
-    /// Client-thread CPU per connection, and how often per connection the thread blocked
+    /// Client-thread CPU seconds per connection over `count` connections opened and dropped,
+    /// and how often per connection the thread blocked
     /// (voluntary context switches: each wait for a reply that has not come yet).
     fn connect_cpu(&self, arm: &Arm, optimistic: bool, count: usize) -> io::Result<(f64, f64)> {
         let options = WsOptions {
