@@ -9,6 +9,7 @@ mod alternative;
 mod feeds;
 mod handshake;
 mod memory;
+mod pin;
 mod relay;
 mod route;
 mod server;

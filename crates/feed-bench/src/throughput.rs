@@ -26,6 +26,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::Options;
 use crate::alloc::allocations;
+use crate::pin::OneCpu;
 use crate::relay::{Mode, Relay};
 use crate::server::{Blaster, find, path};
 use crate::stats::{ci_text, median, si};
@@ -407,11 +408,43 @@ impl Rig {
     }
 
     /// Item 6: client-thread CPU per WSS connection set up (TCP, proxy handshake, TLS, upgrade)
-    /// through each proxy kind divided by direct.
+    /// through each proxy kind divided by direct; then the same arms with the client, the
+    /// relays and the server pinned to one CPU (report rows: what the arms cost when no round
+    /// trip wakes a thread on another CPU).
     pub(crate) fn cpu(&self, options: &Options, table: &mut Table) -> io::Result<()> {
         let arms = self.cpu_arms()?;
+        self.cpu_pass(options, &arms, None, table)?;
+        match OneCpu::pin(&self.background) {
+            Ok(pinned) => {
+                let result = self.cpu_pass(options, &arms, Some(pinned.cpu()), table);
+                pinned.restore()?;
+                result
+            }
+            Err(error) => {
+                table.push(Row {
+                    bench: "CPU per connection".to_owned(),
+                    arms: "the arms on one CPU".to_owned(),
+                    figure: format!("not run: pinning the threads failed: {error}"),
+                    ratio: None,
+                    bar: "(report)".to_owned(),
+                    verdict: Verdict::Report,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// One pass of the CPU arms and the ping-pong row; `one_cpu`: the CPU every thread is
+    /// pinned to (report rows) or `None` (the rows that carry the bar).
+    fn cpu_pass(
+        &self,
+        options: &Options,
+        arms: &[(Arm, bool)],
+        one_cpu: Option<usize>,
+        table: &mut Table,
+    ) -> io::Result<()> {
         let per_round = if options.quick { 5 } else { 10 };
-        for (arm, optimistic) in &arms {
+        for (arm, optimistic) in arms {
             self.connect_cpu(arm, *optimistic, 2)?;
         }
         let mut waits = vec![Vec::new(); arms.len()];
@@ -421,6 +454,7 @@ impl Rig {
             waits[index].push(blocked);
             Ok(cpu)
         })?;
+        let pinned = one_cpu.map_or_else(String::new, |cpu| format!(", all on CPU {cpu}"));
         let direct_waits = median(&waits[0]);
         for (index, (arm, optimistic)) in arms.iter().enumerate().skip(1) {
             let ratios: Vec<f64> = cpu[index].iter().zip(&cpu[0]).map(|(a, d)| a / d).collect();
@@ -430,14 +464,17 @@ impl Rig {
             } else {
                 arm.name.to_owned()
             };
-            let (bar, verdict) = if *optimistic {
-                ("(report; opt-in)".to_owned(), Verdict::Report)
-            } else {
-                ("<= 1.10".to_owned(), verdict(ratio <= 1.10))
+            let (bar, verdict) = match (one_cpu, *optimistic) {
+                (Some(_), _) => (
+                    "(report: no cross-CPU wake-ups)".to_owned(),
+                    Verdict::Report,
+                ),
+                (None, true) => ("(report; opt-in)".to_owned(), Verdict::Report),
+                (None, false) => ("<= 1.10".to_owned(), verdict(ratio <= 1.10)),
             };
             table.push(Row {
                 bench: "CPU per connection".to_owned(),
-                arms: format!("{name} / direct (incl. TLS)"),
+                arms: format!("{name} / direct (incl. TLS){pinned}"),
                 figure: format!(
                     "direct {:.0} us {direct_waits:.1} waits, {name} {:.0} us {:.1} waits{} ({} pairs{})",
                     median(&cpu[0]) * 1e6,
@@ -462,7 +499,7 @@ impl Rig {
         let blocked: Vec<f64> = batches.iter().map(|b| b.1).collect();
         table.push(Row {
             bench: "CPU per connection".to_owned(),
-            arms: "one loopback round trip (1-byte ping-pong)".to_owned(),
+            arms: format!("one loopback round trip (1-byte ping-pong){pinned}"),
             figure: format!(
                 "{:.1} us, {:.2} waits per round trip (median of {} batches of 100)",
                 median(&cpu) * 1e6,
