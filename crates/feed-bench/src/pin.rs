@@ -36,7 +36,7 @@ impl Mask {
     /// The set holding `cpu` only.
     fn only(cpu: usize) -> Self {
         let mut set = Self::empty();
-        // SAFETY: CPU_SET writes one bit of the set it is given; `cpu` comes from `first`,
+        // SAFETY: CPU_SET writes one bit of the set it is given; `cpu` comes from `cpus`,
         // so it is below CPU_SETSIZE.
         #[allow(unsafe_code)] // libc's CPU_SET is an unsafe fn
         unsafe {
@@ -45,11 +45,11 @@ impl Mask {
         set
     }
 
-    /// The lowest CPU in the set.
-    fn first(&self) -> Option<usize> {
+    /// The CPUs in the set, lowest first.
+    fn cpus(&self) -> impl Iterator<Item = usize> + '_ {
         // SAFETY: CPU_ISSET reads one bit of the set; every index is below CPU_SETSIZE.
         #[allow(unsafe_code)] // libc's CPU_ISSET is an unsafe fn
-        (0..libc::CPU_SETSIZE as usize).find(|&cpu| unsafe { libc::CPU_ISSET(cpu, &self.0) })
+        (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &self.0) })
     }
 
     /// Makes this the calling thread's mask.
@@ -82,7 +82,8 @@ impl<'a> OneCpu<'a> {
     pub(crate) fn pin(background: &'a Runtime) -> io::Result<Self> {
         let main = Mask::of_this_thread()?;
         let cpu = main
-            .first()
+            .cpus()
+            .next()
             .ok_or_else(|| io::Error::other("the calling thread's CPU mask is empty"))?;
         let only = Mask::only(cpu);
         let worker = on_worker(background, move || {
@@ -107,12 +108,16 @@ impl<'a> OneCpu<'a> {
         self.cpu
     }
 
-    /// Gives both threads their masks back.
+    /// Gives both threads their masks back (both tried; the first error returned).
     pub(crate) fn restore(mut self) -> io::Result<()> {
         self.restored = true;
-        self.main.apply()?;
+        self.give_back()
+    }
+
+    fn give_back(&self) -> io::Result<()> {
+        let main = self.main.apply();
         let worker = self.worker;
-        on_worker(self.background, move || worker.apply())
+        main.and(on_worker(self.background, move || worker.apply()))
     }
 }
 
@@ -121,9 +126,7 @@ impl Drop for OneCpu<'_> {
         if !self.restored {
             // Best effort on an error path (the error being reported is the one that
             // matters); a thread left pinned only slows the benchmarks after it.
-            let _ = self.main.apply();
-            let worker = self.worker;
-            let _ = on_worker(self.background, move || worker.apply());
+            let _ = self.give_back();
         }
     }
 }
@@ -143,13 +146,8 @@ fn on_worker<T: Send + 'static>(
 mod tests {
     use super::*;
 
-    /// The CPUs in `mask`.
     fn cpus(mask: &Mask) -> Vec<usize> {
-        // SAFETY: CPU_ISSET reads one bit of the set; every index is below CPU_SETSIZE.
-        #[allow(unsafe_code)] // libc's CPU_ISSET is an unsafe fn
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &mask.0) })
-            .collect()
+        mask.cpus().collect()
     }
 
     fn worker_cpus(background: &Runtime) -> Vec<usize> {

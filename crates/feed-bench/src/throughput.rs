@@ -417,8 +417,9 @@ impl Rig {
         match OneCpu::pin(&self.background) {
             Ok(pinned) => {
                 let result = self.cpu_pass(options, &arms, Some(pinned.cpu()), table);
-                pinned.restore()?;
-                result
+                // The pass's error, if any, is the one to report.
+                let restored = pinned.restore();
+                result.and(restored)
             }
             Err(error) => {
                 table.push(Row {
