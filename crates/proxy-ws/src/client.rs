@@ -170,11 +170,7 @@ pub async fn connect_timed(
 ) -> Result<WsStream, WsError> {
     *timings = WsTimings::default();
     let shown = redact_url(url);
-    let fail = |kind| WsError {
-        kind,
-        exchange: exchange.to_owned(),
-        url: shown.clone(),
-    };
+    let fail = |kind| WsError::new(kind, exchange.to_owned(), shown.clone());
     let target = Target::parse(url).ok_or_else(|| fail(WsErrorKind::InvalidUrl))?;
     let tls = if target.secure {
         Some(
@@ -572,11 +568,7 @@ impl WsStream {
     }
 
     fn error(&self, kind: WsErrorKind) -> WsError {
-        WsError {
-            kind,
-            exchange: self.exchange.to_string(),
-            url: self.url.to_string(),
-        }
+        WsError::new(kind, self.exchange.to_string(), self.url.to_string())
     }
 }
 
@@ -636,5 +628,23 @@ impl Target {
             port,
             path_and_query,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Message, WsError};
+
+    /// A read's result stays the size of the message it carries plus at most a word: the error
+    /// is one pointer, so a successful read does not move an error-sized value.
+    #[test]
+    fn a_read_result_is_about_the_size_of_a_message() {
+        assert_eq!(size_of::<WsError>(), size_of::<usize>());
+        assert!(
+            size_of::<Result<Option<Message>, WsError>>()
+                <= size_of::<Option<Message>>() + size_of::<usize>(),
+            "{} bytes",
+            size_of::<Result<Option<Message>, WsError>>()
+        );
     }
 }

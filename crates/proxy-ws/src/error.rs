@@ -1,6 +1,7 @@
 //! `WsError`: a WebSocket that could not be opened or broke, naming the exchange and the URL
 //! (without its query), and, for route failures, the proxy and who is at fault.
 
+use std::fmt;
 use std::time::Duration;
 
 use proxy_tunnel::TunnelError;
@@ -46,24 +47,36 @@ pub enum WsErrorKind {
 }
 
 /// A WebSocket error with its context.
-#[derive(Debug, thiserror::Error)]
-#[error("{kind} (exchange {exchange}, {url})")]
-pub struct WsError {
-    #[source]
-    pub(crate) kind: WsErrorKind,
-    pub(crate) exchange: String,
-    pub(crate) url: String,
+///
+/// The error is one pointer wide (its parts are boxed), so the `Result` of every read,
+/// `Result<Option<Message>, WsError>`, is no bigger than the message it carries and a read that
+/// succeeds does not move an error-sized value around.
+pub struct WsError(Box<Parts>);
+
+struct Parts {
+    kind: WsErrorKind,
+    exchange: String,
+    url: String,
 }
 
 impl WsError {
+    /// `kind` at `exchange`'s `url` (already without its query).
+    pub(crate) fn new(kind: WsErrorKind, exchange: String, url: String) -> Self {
+        Self(Box::new(Parts {
+            kind,
+            exchange,
+            url,
+        }))
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> &WsErrorKind {
-        &self.kind
+        &self.0.kind
     }
 
     /// The route's error, when the connection could not be opened.
     pub fn tunnel_error(&self) -> Option<&TunnelError> {
-        match &self.kind {
+        match &self.0.kind {
             WsErrorKind::Tunnel(e) => Some(e),
             _ => None,
         }
@@ -71,11 +84,39 @@ impl WsError {
 
     /// The exchange.
     pub fn exchange(&self) -> &str {
-        &self.exchange
+        &self.0.exchange
     }
 
     /// The URL, without its query.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.0.url
+    }
+}
+
+impl fmt::Display for WsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Parts {
+            kind,
+            exchange,
+            url,
+        } = &*self.0;
+        write!(f, "{kind} (exchange {exchange}, {url})")
+    }
+}
+
+// The same fields, in the same form, as the derived Debug of the unboxed struct had.
+impl fmt::Debug for WsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WsError")
+            .field("kind", &self.0.kind)
+            .field("exchange", &self.0.exchange)
+            .field("url", &self.0.url)
+            .finish()
+    }
+}
+
+impl std::error::Error for WsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0.kind)
     }
 }
