@@ -1,7 +1,10 @@
 //! The exchange side of the data-path benchmarks: a WSS server that answers the upgrade, waits
 //! for the client's "go" message, then writes `COUNT` text messages of `SIZE` bytes (path
-//! `/SIZE/COUNT`) from a buffer of frames encoded once, so the server does as little as possible
-//! per message and the client side dominates. `COUNT` 0 holds the connection open, idle.
+//! `/SIZE/COUNT`). The messages are framed and TLS-encrypted before the upgrade answer is sent,
+//! so after "go" the server only copies ciphertext into the socket: it stays ahead of every
+//! client, and the client's read loop, not the server, sets the rate. (Encrypting as it wrote,
+//! the server cost about what a client does, and the rate of a run depended on which of the two
+//! threads fell behind.) `COUNT` 0 holds the connection open, idle.
 //!
 //! A Binance combined-stream path (`/stream?streams=...`, what `BinanceFeed` asks for) gets
 //! [`Blaster::set_binance_count`] numbered `aggTrade` messages in the exchange's format instead,
@@ -13,6 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustls::ServerConfig;
+use std::io::Write as _;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -143,6 +148,18 @@ async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, binance: &AtomicUsize) -> 
          Sec-WebSocket-Accept: {}\r\n\r\n",
         feed_sim::wss::accept_key(&key)
     );
+    if let Stream::Blast { size, count } = stream
+        && count > 0
+    {
+        let (answer, frames) = encrypt_blast(tls.get_mut().1, answer.as_bytes(), size, count)?;
+        tls.get_mut().0.write_all(&answer).await?;
+        wait_for_go(&mut tls, &buf[head_len..]).await?;
+        let tcp = tls.get_mut().0;
+        for chunk in frames.chunks(CHUNK) {
+            tcp.write_all(chunk).await?;
+        }
+        return hold(&mut tls).await;
+    }
     tls.write_all(answer.as_bytes()).await?;
     tls.flush().await?;
     match stream {
@@ -153,12 +170,13 @@ async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, binance: &AtomicUsize) -> 
             }
             tls.flush().await?;
         }
-        Stream::Blast { size, count } if count > 0 => {
-            blast(&mut tls, &buf[head_len..], size, count).await?;
-        }
         Stream::Blast { .. } => {}
     }
-    // Hold the connection until the client goes away.
+    hold(&mut tls).await
+}
+
+/// Holds the connection until the client goes away.
+async fn hold<S: AsyncReadExt + Unpin>(tls: &mut S) -> io::Result<()> {
     let mut sink = [0u8; 4096];
     while tls.read(&mut sink).await? > 0 {}
     Ok(())
@@ -172,31 +190,75 @@ enum Stream {
     Binance(usize),
 }
 
-/// Waits for the client's "go" (`early`: bytes that came with the upgrade request), then writes
-/// `count` frames of `size` bytes.
-async fn blast<S>(tls: &mut S, early: &[u8], size: usize, count: usize) -> io::Result<()>
-where
-    S: AsyncReadExt + AsyncWriteExt + Unpin,
-{
+/// Waits for the client's "go" (`early`: bytes that came with the upgrade request).
+async fn wait_for_go<S: AsyncReadExt + Unpin>(tls: &mut S, early: &[u8]) -> io::Result<()> {
     let mut received = early.len();
     while received < GO_FRAME_LEN {
         let mut chunk = [0u8; 64];
         let n = tls.read(&mut chunk).await?;
         if n == 0 {
-            return Ok(());
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the client left before \"go\"",
+            ));
         }
         received += n;
     }
+    Ok(())
+}
+
+/// The TLS records of the upgrade `answer`, and of `count` text frames of `size` bytes after
+/// it, encrypted by `conn` in the order they go out (whatever `conn` still had queued, such as
+/// session tickets, comes first). Written to the socket as they are, they are what writing the
+/// plaintext through the TLS stream would have sent.
+fn encrypt_blast(
+    conn: &mut rustls::ServerConnection,
+    answer: &[u8],
+    size: usize,
+    count: usize,
+) -> io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut head = Vec::new();
+    encrypt(conn, answer, &mut head)?;
     let frame = text_frame(size);
     let per_chunk = (CHUNK / frame.len()).max(1);
     let chunk = frame.repeat(per_chunk);
+    // The ciphertext: the payload plus about 22 bytes per 16 KiB record.
+    let mut frames = Vec::with_capacity(frame.len() * count + frame.len() * count / 512 + 64);
     let mut left = count;
-    while left >= per_chunk {
-        tls.write_all(&chunk).await?;
-        left -= per_chunk;
+    while left > 0 {
+        let now = left.min(per_chunk);
+        encrypt(conn, &chunk[..now * frame.len()], &mut frames)?;
+        left -= now;
     }
-    tls.write_all(&chunk[..left * frame.len()]).await?;
-    tls.flush().await
+    Ok((head, frames))
+}
+
+/// Encrypts `plain` with `conn` into `out`, in pieces that fit rustls's send buffer.
+fn encrypt(
+    conn: &mut rustls::ServerConnection,
+    mut plain: &[u8],
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    drain(conn, out)?;
+    while !plain.is_empty() {
+        let taken = conn.writer().write(plain)?;
+        drain(conn, out)?;
+        if taken == 0 {
+            return Err(io::Error::other(
+                "rustls took no plaintext into an empty send buffer",
+            ));
+        }
+        plain = &plain[taken..];
+    }
+    Ok(())
+}
+
+/// Moves every TLS record `conn` has queued into `out`.
+fn drain(conn: &mut rustls::ServerConnection, out: &mut Vec<u8>) -> io::Result<()> {
+    while conn.wants_write() {
+        conn.write_tls(out)?;
+    }
+    Ok(())
 }
 
 fn parse_path(head: &str, binance: &AtomicUsize) -> Option<Stream> {
