@@ -1,10 +1,12 @@
 //! The exchange side of the data-path benchmarks: a WSS server that answers the upgrade, waits
 //! for the client's "go" message, then writes `COUNT` text messages of `SIZE` bytes (path
-//! `/SIZE/COUNT`). The messages are framed and TLS-encrypted before the upgrade answer is sent,
-//! so after "go" the server only copies ciphertext into the socket: it stays ahead of every
-//! client, and the client's read loop, not the server, sets the rate. (Encrypting as it wrote,
-//! the server cost about what a client does, and the rate of a run depended on which of the two
-//! threads fell behind.) `COUNT` 0 holds the connection open, idle.
+//! `/SIZE/COUNT`). The messages (up to [`AHEAD`] bytes of them) are framed and TLS-encrypted
+//! before the upgrade answer is sent, so after "go" the server only copies ciphertext into the
+//! socket: it stays ahead of every client, and the client's read loop, not the server, sets the
+//! rate. (Encrypting as it wrote, the server thread was busy 98% of the time and the client
+//! waited for it: `perf stat --per-thread` of `--profile wsstream 1024`, 12k client waits a
+//! second.) Frames past [`AHEAD`] bytes, only in long `--profile` runs, are encrypted as they
+//! are written. `COUNT` 0 holds the connection open, idle.
 //!
 //! A Binance combined-stream path (`/stream?streams=...`, what `BinanceFeed` asks for) gets
 //! [`Blaster::set_binance_count`] numbered `aggTrade` messages in the exchange's format instead,
@@ -15,9 +17,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rustls::ServerConfig;
 use std::io::Write as _;
 
+use rustls::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -28,6 +30,9 @@ const GO_FRAME_LEN: usize = 8;
 const MAX_HEAD: usize = 16 * 1024;
 /// About this many bytes of frames per write.
 const CHUNK: usize = 64 * 1024;
+/// At most this many bytes of frames are encrypted before the upgrade answer (a 10 ms arm reads
+/// 9-25 MB on the machines of docs/performance.md).
+const AHEAD: usize = 64 * 1024 * 1024;
 
 /// A running server on 127.0.0.1; its accept loop stops on drop.
 pub(crate) struct Blaster {
@@ -46,6 +51,15 @@ impl Drop for Blaster {
 impl Blaster {
     /// Binds 127.0.0.1:0 and serves every connection with `config`.
     pub(crate) async fn start(config: Arc<ServerConfig>) -> io::Result<Self> {
+        Self::start_with_ahead(config, AHEAD).await
+    }
+
+    /// [`Blaster::start`] encrypting at most `ahead` bytes of frames before the upgrade answer
+    /// (at least one frame).
+    pub(crate) async fn start_with_ahead(
+        config: Arc<ServerConfig>,
+        ahead: usize,
+    ) -> io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
@@ -56,7 +70,7 @@ impl Blaster {
                 let acceptor = acceptor.clone();
                 let counts = Arc::clone(&counts);
                 tokio::spawn(async move {
-                    let _ = serve(tcp, acceptor, &counts).await;
+                    let _ = serve(tcp, acceptor, &counts, ahead).await;
                 });
             }
         });
@@ -114,7 +128,12 @@ pub(crate) fn path(size: usize, count: usize) -> String {
     format!("/{size}/{count}")
 }
 
-async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, binance: &AtomicUsize) -> io::Result<()> {
+async fn serve(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    binance: &AtomicUsize,
+    ahead_bytes: usize,
+) -> io::Result<()> {
     tcp.set_nodelay(true)?;
     let mut tls = acceptor.accept(tcp).await?;
     let mut buf = Vec::with_capacity(1024);
@@ -151,13 +170,19 @@ async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, binance: &AtomicUsize) -> 
     if let Stream::Blast { size, count } = stream
         && count > 0
     {
-        let (answer, frames) = encrypt_blast(tls.get_mut().1, answer.as_bytes(), size, count)?;
+        let frame = text_frame(size);
+        let ahead = count.min((ahead_bytes / frame.len()).max(1));
+        let (answer, frames) = encrypt_blast(tls.get_mut().1, answer.as_bytes(), &frame, ahead)?;
         tls.get_mut().0.write_all(&answer).await?;
         wait_for_go(&mut tls, &buf[head_len..]).await?;
         let tcp = tls.get_mut().0;
         for chunk in frames.chunks(CHUNK) {
             tcp.write_all(chunk).await?;
         }
+        drop(frames);
+        // The rest, if any, encrypted as it goes (rustls numbers its records after the ones
+        // above).
+        write_frames(&mut tls, &frame, count - ahead).await?;
         return hold(&mut tls).await;
     }
     tls.write_all(answer.as_bytes()).await?;
@@ -207,22 +232,41 @@ async fn wait_for_go<S: AsyncReadExt + Unpin>(tls: &mut S, early: &[u8]) -> io::
     Ok(())
 }
 
-/// The TLS records of the upgrade `answer`, and of `count` text frames of `size` bytes after
-/// it, encrypted by `conn` in the order they go out (whatever `conn` still had queued, such as
-/// session tickets, comes first). Written to the socket as they are, they are what writing the
-/// plaintext through the TLS stream would have sent.
+/// Writes `count` copies of `frame` through the TLS stream, about [`CHUNK`] bytes per write.
+async fn write_frames<S: AsyncWriteExt + Unpin>(
+    tls: &mut S,
+    frame: &[u8],
+    count: usize,
+) -> io::Result<()> {
+    if count == 0 {
+        return Ok(());
+    }
+    let per_chunk = (CHUNK / frame.len()).max(1);
+    let chunk = frame.repeat(per_chunk);
+    let mut left = count;
+    while left > 0 {
+        let now = left.min(per_chunk);
+        tls.write_all(&chunk[..now * frame.len()]).await?;
+        left -= now;
+    }
+    tls.flush().await
+}
+
+/// The TLS records of the upgrade `answer`, and of `count` copies of `frame` after it,
+/// encrypted by `conn` in the order they go out (anything `conn` still had queued first;
+/// normally nothing, as the accept flushed the session tickets). Written to the socket as they
+/// are, they are what writing the plaintext through the TLS stream would have sent.
 fn encrypt_blast(
     conn: &mut rustls::ServerConnection,
     answer: &[u8],
-    size: usize,
+    frame: &[u8],
     count: usize,
 ) -> io::Result<(Vec<u8>, Vec<u8>)> {
     let mut head = Vec::new();
     encrypt(conn, answer, &mut head)?;
-    let frame = text_frame(size);
     let per_chunk = (CHUNK / frame.len()).max(1);
     let chunk = frame.repeat(per_chunk);
-    // The ciphertext: the payload plus about 22 bytes per 16 KiB record.
+    // The ciphertext: the frames plus room for 32 bytes of record overhead per 16 KiB.
     let mut frames = Vec::with_capacity(frame.len() * count + frame.len() * count / 512 + 64);
     let mut left = count;
     while left > 0 {
@@ -296,4 +340,66 @@ fn frame_header(size: usize) -> Vec<u8> {
 
 pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use feed_sim::TestCa;
+    use proxy_resolve::Route;
+    use proxy_tunnel::TlsOptions;
+    use proxy_ws::{Message, WsOptions};
+
+    use super::{Blaster, path, text_frame};
+
+    /// Frames encrypted before the upgrade answer, then (past the limit) frames encrypted as
+    /// they are written: a real client reads every one, intact and in order, then nothing more.
+    #[test]
+    fn a_client_reads_every_frame_before_and_past_the_ahead_limit() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let ca = TestCa::new();
+        let tls = TlsOptions::new()
+            .without_webpki_roots()
+            .with_ca_pem(ca.root_pem().as_bytes())
+            .expect("CA");
+        let options = WsOptions {
+            tls,
+            ..WsOptions::default()
+        };
+        // (size, count, ahead bytes): part ahead, part streamed; all ahead; one frame ahead of
+        // frames larger than a TLS record.
+        for (size, count, ahead) in [
+            (64, 3000, 66 * 700),
+            (1024, 200, usize::MAX),
+            (20_000, 6, 1),
+        ] {
+            runtime.block_on(async {
+                let blaster = Blaster::start_with_ahead(ca.server_config(&["127.0.0.1"]), ahead)
+                    .await
+                    .expect("server");
+                let url = format!("wss://{}{}", blaster.addr(), path(size, count));
+                let mut ws = proxy_ws::connect(&url, Route::Direct, "bench", &options)
+                    .await
+                    .expect("connect");
+                ws.send_text("go").await.expect("go");
+                let payload = &text_frame(size)[text_frame(size).len() - size..];
+                for index in 0..count {
+                    // A missing frame fails the test instead of hanging it.
+                    let next = tokio::time::timeout(Duration::from_secs(10), ws.next_message());
+                    match next.await.expect("a frame within 10 s") {
+                        Ok(Some(Message::Text(bytes))) => {
+                            assert_eq!(&bytes[..], payload, "size {size}, message {index}");
+                        }
+                        other => panic!("size {size}, message {index}: {other:?}"),
+                    }
+                }
+                let more = tokio::time::timeout(Duration::from_millis(200), ws.next_message());
+                assert!(more.await.is_err(), "size {size}: a message past {count}");
+            });
+        }
+    }
 }

@@ -282,8 +282,9 @@ impl Rig {
                 "(diagnostic)",
                 0.0,
             );
-            // The count is process-wide (the server's TLS records allocate too), so the row
-            // compares each wrapper with the bare loop that shares the same server work.
+            // The count is process-wide; the server encrypted its frames before the timed loop,
+            // so what it allocates meanwhile (its writes) is the same for every arm, and the
+            // row compares each wrapper with the bare loop over the same server work.
             table.push(Row {
                 bench: "wrapper cost".to_owned(),
                 arms: format!("allocations per message, {}", size_name(size)),
