@@ -239,8 +239,9 @@ impl Tap {
     /// [`Tap::received`] for the one writer of this counter: `WsConn::next` takes `&mut self`,
     /// so no other call adds to `received` at the same time, and a plain load and store (no
     /// locked read-modify-write, a few ns per message at 64 B) counts exactly. Readers of
-    /// [`Tap::stats`] on other threads see every count, in order. Inlined into the read loop
-    /// with the callback call (a call of its own was about 40 instructions per message).
+    /// [`Tap::stats`] on other threads see every count, in order. Marked `#[inline]`, with
+    /// the callback call, so `WsConn::next` need not call it (callgrind, 64 B messages: 18
+    /// instructions per message less).
     #[inline]
     pub(crate) fn received_by_owner(&self, data: &[u8], now: ReceivedAt) {
         let count = self.received.load(Ordering::Relaxed);

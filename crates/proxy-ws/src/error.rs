@@ -49,8 +49,8 @@ pub enum WsErrorKind {
 /// A WebSocket error with its context.
 ///
 /// The error is one pointer wide (its parts are boxed), so the `Result` of every read,
-/// `Result<Option<Message>, WsError>`, is no bigger than the message it carries and a read that
-/// succeeds does not move an error-sized value around.
+/// `Result<Option<Message>, WsError>`, is at most a word bigger than the message it carries and
+/// a read that succeeds does not move an error-sized value around (160 bytes unboxed).
 pub struct WsError(Box<Parts>);
 
 struct Parts {
