@@ -13,11 +13,10 @@
 //! right after the upgrade (Binance subscribes in the URL, so the client sends nothing first).
 
 use std::io;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-use std::io::Write as _;
 
 use rustls::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
