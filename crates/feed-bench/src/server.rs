@@ -240,15 +240,22 @@ async fn write_frames<S: AsyncWriteExt + Unpin>(
     if count == 0 {
         return Ok(());
     }
-    let per_chunk = (CHUNK / frame.len()).max(1);
-    let chunk = frame.repeat(per_chunk);
-    let mut left = count;
-    while left > 0 {
-        let now = left.min(per_chunk);
-        tls.write_all(&chunk[..now * frame.len()]).await?;
-        left -= now;
+    let (chunk, lengths) = pieces(frame, count);
+    for length in lengths {
+        tls.write_all(&chunk[..length]).await?;
     }
     tls.flush().await
+}
+
+/// `count` copies of `frame` in pieces of about [`CHUNK`] bytes: a buffer of the largest piece,
+/// and each piece's length (a prefix of that buffer), in order.
+fn pieces(frame: &[u8], count: usize) -> (Vec<u8>, impl Iterator<Item = usize>) {
+    let per_chunk = (CHUNK / frame.len()).max(1);
+    let frame_len = frame.len();
+    let lengths = (0..count)
+        .step_by(per_chunk)
+        .map(move |start| (count - start).min(per_chunk) * frame_len);
+    (frame.repeat(per_chunk.min(count)), lengths)
 }
 
 /// The TLS records of the upgrade `answer`, and of `count` copies of `frame` after it,
@@ -263,15 +270,11 @@ fn encrypt_blast(
 ) -> io::Result<(Vec<u8>, Vec<u8>)> {
     let mut head = Vec::new();
     encrypt(conn, answer, &mut head)?;
-    let per_chunk = (CHUNK / frame.len()).max(1);
-    let chunk = frame.repeat(per_chunk);
     // The ciphertext: the frames plus room for 32 bytes of record overhead per 16 KiB.
     let mut frames = Vec::with_capacity(frame.len() * count + frame.len() * count / 512 + 64);
-    let mut left = count;
-    while left > 0 {
-        let now = left.min(per_chunk);
-        encrypt(conn, &chunk[..now * frame.len()], &mut frames)?;
-        left -= now;
+    let (chunk, lengths) = pieces(frame, count);
+    for length in lengths {
+        encrypt(conn, &chunk[..length], &mut frames)?;
     }
     Ok((head, frames))
 }
@@ -350,7 +353,37 @@ mod tests {
     use proxy_tunnel::TlsOptions;
     use proxy_ws::{Message, WsOptions};
 
-    use super::{Blaster, path, text_frame};
+    use super::{Blaster, CHUNK, path, pieces, text_frame};
+
+    /// The pieces cover `count` frames exactly, each at most [`CHUNK`] bytes unless one frame is
+    /// bigger, whole frames only.
+    #[test]
+    fn pieces_cover_every_frame_once() {
+        for (size, count) in [
+            (64, 0),
+            (64, 1),
+            (64, 5000),
+            (1024, 64),
+            (1024, 65),
+            (70_000, 3),
+        ] {
+            let frame = text_frame(size);
+            let (chunk, lengths) = pieces(&frame, count);
+            let lengths: Vec<usize> = lengths.collect();
+            assert_eq!(
+                lengths.iter().sum::<usize>(),
+                frame.len() * count,
+                "{size} x {count}"
+            );
+            for &length in &lengths {
+                assert!(length > 0 && length % frame.len() == 0 && length <= chunk.len());
+                assert!(
+                    length <= CHUNK.max(frame.len()),
+                    "{size} x {count}: {length}"
+                );
+            }
+        }
+    }
 
     /// Frames encrypted before the upgrade answer, then (past the limit) frames encrypted as
     /// they are written: a real client reads every one, intact and in order, then nothing more.
@@ -385,7 +418,8 @@ mod tests {
                     .await
                     .expect("connect");
                 ws.send_text("go").await.expect("go");
-                let payload = &text_frame(size)[text_frame(size).len() - size..];
+                let frame = text_frame(size);
+                let payload = &frame[frame.len() - size..];
                 for index in 0..count {
                     // A missing frame fails the test instead of hanging it.
                     let next = tokio::time::timeout(Duration::from_secs(10), ws.next_message());
