@@ -8,6 +8,7 @@ mod alloc;
 mod alternative;
 mod feeds;
 mod handshake;
+mod idle;
 mod memory;
 mod pin;
 mod relay;
@@ -56,6 +57,9 @@ itself (exec, same pid) with itself run with
 GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=4194304: on AMD CPUs with FSRM,
 glibc's rep movsb memcpy is fast or 2-3x slower depending on where the copied buffers sit
 (glibc bug 30994), which made each arm flip between the two for seconds at a time.
+FEED_BENCH_HALT_POLL_NS=N (root, KVM guest with the haltpoll cpuidle driver): set
+/sys/module/haltpoll/parameters/guest_halt_poll_ns to N for the run and write the old
+value back at the end. The line `idle:` under the table says what the run had.
 ";
 
 /// What the command line asked for.
@@ -231,6 +235,14 @@ fn main() -> ExitCode {
         }
     }
 
+    // Opt-in: another haltpoll window for this run, written back when `_halt_poll` drops.
+    let _halt_poll = match idle::HaltPoll::from_env() {
+        Ok(set) => set,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
     if let Some((arm, size)) = profile {
         // FEED_BENCH_SERVER_PROCESS=1: the read-loop arms read from a server in a child process
         // (its pid on stderr), so the client is alone in this one.
@@ -343,6 +355,7 @@ fn main() -> ExitCode {
     }
     table.print();
     println!("{}", memcpy_line());
+    println!("{}", idle::idle_line());
     ExitCode::SUCCESS
 }
 
