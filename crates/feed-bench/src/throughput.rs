@@ -39,17 +39,39 @@ thread_local! {
     static LAST_ALLOCS: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
     /// Socket reads per message in the last timed `WsStream` loop (NaN for other arms).
     static LAST_READS: std::cell::Cell<f64> = const { std::cell::Cell::new(f64::NAN) };
+    /// The client thread's waits (voluntary context switches) per 1,000 messages in the last
+    /// timed read loop.
+    static LAST_WAITS: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
+    /// The client thread's CPU time over the wall time of the last timed read loop (1.0: it
+    /// never waited for the server).
+    static LAST_BUSY: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
 }
 
-/// Starts a timed read loop: the time and the allocation count.
-pub(crate) fn start_timer() -> (Instant, u64) {
-    (Instant::now(), allocations())
+/// A timed read loop's start: the time, the allocation count, the client thread's waits and CPU.
+pub(crate) struct Timer {
+    started: Instant,
+    allocs: u64,
+    waits: f64,
+    cpu: f64,
 }
 
-/// Ends a timed read loop of `count` messages: messages/s, and records allocations/message.
-pub(crate) fn stop_timer((started, allocs): (Instant, u64), count: usize) -> f64 {
-    let elapsed = started.elapsed().as_secs_f64();
-    LAST_ALLOCS.set((allocations() - allocs) as f64 / count as f64);
+/// Starts a timed read loop.
+pub(crate) fn start_timer() -> Timer {
+    Timer {
+        waits: thread_waits(),
+        cpu: thread_cpu(),
+        allocs: allocations(),
+        started: Instant::now(),
+    }
+}
+
+/// Ends a timed read loop of `count` messages: messages/s; records allocations per message,
+/// the client thread's waits per 1,000 messages and its CPU over wall time.
+pub(crate) fn stop_timer(timer: Timer, count: usize) -> f64 {
+    let elapsed = timer.started.elapsed().as_secs_f64();
+    LAST_ALLOCS.set((allocations() - timer.allocs) as f64 / count as f64);
+    LAST_BUSY.set((thread_cpu() - timer.cpu) / elapsed);
+    LAST_WAITS.set((thread_waits() - timer.waits) * 1000.0 / count as f64);
     count as f64 / elapsed
 }
 /// The arms `--profile` can run.
@@ -252,6 +274,8 @@ impl Rig {
         for size in SIZES {
             let count = self.calibrate(options, size, |count| self.bare_rate(size, count))?;
             let mut allocs = [Vec::new(), Vec::new(), Vec::new()];
+            let mut waits = [Vec::new(), Vec::new(), Vec::new()];
+            let mut busy = [Vec::new(), Vec::new(), Vec::new()];
             let rates = self.interleave(options.pairs(), 3, |arm| {
                 let rate = match arm {
                     0 => self.bare_rate(size, count),
@@ -259,9 +283,20 @@ impl Rig {
                     _ => self.proxy_ws_rate(&direct, size, count),
                 }?;
                 allocs[arm].push(LAST_ALLOCS.get());
+                waits[arm].push(LAST_WAITS.get());
+                busy[arm].push(LAST_BUSY.get());
                 Ok(rate)
             })?;
+            // Messages per second of client CPU: the rate without the time the client slept
+            // waiting for the server.
+            let per_cpu: Vec<Vec<f64>> = rates
+                .iter()
+                .zip(&busy)
+                .map(|(rates, busy)| rates.iter().zip(busy).map(|(r, b)| r / b).collect())
+                .collect();
             let allocs = allocs.map(|a| median(&a));
+            let waits = waits.map(|w| median(&w));
+            let busy = busy.map(|b| median(&b));
             push_ratio(
                 table,
                 "wrapper cost",
@@ -295,6 +330,32 @@ impl Rig {
                 ratio: None,
                 bar: "WsConn adds 0 over bare".to_owned(),
                 verdict: verdict(allocs[1] - allocs[0] < 0.01),
+            });
+            push_ratio(
+                table,
+                "wrapper cost",
+                &format!(
+                    "WsConn / bare per second of client CPU, {}",
+                    size_name(size)
+                ),
+                &per_cpu,
+                (0, "bare"),
+                (1, "WsConn"),
+                "(diagnostic)",
+                0.0,
+            );
+            // How often the client caught up with the server and slept: a wake-up per wait,
+            // whose price depends on the machine (docs/performance.md, run 11).
+            table.push(Row {
+                bench: "wrapper cost".to_owned(),
+                arms: format!("client waits in the read loop, {}", size_name(size)),
+                figure: format!(
+                    "per 1,000 messages: bare {:.2}, WsStream {:.2}, WsConn {:.2}; client CPU / wall: {:.3}, {:.3}, {:.3}",
+                    waits[0], waits[2], waits[1], busy[0], busy[2], busy[1]
+                ),
+                ratio: None,
+                bar: "(diagnostic)".to_owned(),
+                verdict: Verdict::Report,
             });
         }
         Ok(())
