@@ -1,12 +1,12 @@
-//! How the machine's idle CPUs wake: printed under the table, because it sets what a round trip
+//! How the machine's idle CPUs wait: printed under the table, because it sets what a round trip
 //! costs the thread that wakes another.
 //!
-//! On a KVM guest with the `haltpoll` cpuidle driver and `guest_halt_poll_ns` at 0, an idle
+//! On a KVM guest with the `haltpoll` cpuidle governor and `guest_halt_poll_ns` at 0, an idle
 //! vCPU halts at once, so every wake-up of a thread on it is an IPI that exits to the host, and
 //! the waker's CPU time pays for it. On the AMD VM of run 11 that made a 1-byte loopback
-//! ping-pong cost the client 16.5 us of CPU, against 9.4 us with the kernel's default
-//! 200,000 ns of polling, and put SOCKS5's two extra round trips per connection over the CPU
-//! bar (docs/performance.md, run 11).
+//! ping-pong cost the client 16.5-18.8 us of CPU, against 8.8-9.4 us with the kernel's default
+//! limit of 200,000 ns, and put SOCKS5's two extra round trips per connection over the CPU bar
+//! (docs/performance.md, run 11).
 
 use std::fs;
 use std::io;
@@ -14,39 +14,68 @@ use std::path::{Path, PathBuf};
 
 /// Where the cpuidle driver's name is.
 const DRIVER: &str = "/sys/devices/system/cpu/cpuidle/current_driver";
-/// The haltpoll driver's polling window before a vCPU halts.
+/// Where the cpuidle governor's name is (`_ro` unless the kernel lets it be switched).
+const GOVERNOR: [&str; 2] = [
+    "/sys/devices/system/cpu/cpuidle/current_governor_ro",
+    "/sys/devices/system/cpu/cpuidle/current_governor",
+];
+/// The haltpoll governor's longest polling window before a vCPU halts (each vCPU's window
+/// adapts below it, growing from 50 us).
 const HALT_POLL: &str = "/sys/module/haltpoll/parameters/guest_halt_poll_ns";
 
-/// The line under the table: the cpuidle driver and, with haltpoll, its polling window.
-pub(crate) fn idle_line() -> String {
-    let read = |path: &str| fs::read_to_string(path).ok();
-    idle_text(read(DRIVER).as_deref(), read(HALT_POLL).as_deref())
+/// The cpuidle governor, trimmed, if it can be read.
+fn governor() -> Option<String> {
+    GOVERNOR
+        .iter()
+        .find_map(|path| fs::read_to_string(path).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
 }
 
-/// [`idle_line`] from the two files' contents (`None`: the file could not be read).
-fn idle_text(driver: Option<&str>, halt_poll_ns: Option<&str>) -> String {
-    let driver = driver.map(str::trim).filter(|d| !d.is_empty());
-    let poll = halt_poll_ns
+/// The line under the table: the cpuidle driver and governor and, with the haltpoll governor,
+/// its polling limit.
+pub(crate) fn idle_line() -> String {
+    let read = |path: &str| fs::read_to_string(path).ok();
+    idle_text(
+        read(DRIVER).as_deref(),
+        governor().as_deref(),
+        read(HALT_POLL).as_deref(),
+    )
+}
+
+/// [`idle_line`] from the files' contents (`None`: the file could not be read).
+fn idle_text(driver: Option<&str>, governor: Option<&str>, halt_poll_ns: Option<&str>) -> String {
+    let Some(driver) = driver.map(str::trim).filter(|d| !d.is_empty()) else {
+        return "idle: cpuidle driver unknown (no /sys/devices/system/cpu/cpuidle)".to_owned();
+    };
+    let governor = governor.map(str::trim).filter(|g| !g.is_empty());
+    let head = format!(
+        "idle: cpuidle driver {driver}, governor {}",
+        governor.unwrap_or("unknown")
+    );
+    if governor != Some("haltpoll") {
+        return head;
+    }
+    match halt_poll_ns
         .map(str::trim)
-        .and_then(|p| p.parse::<u64>().ok());
-    match (driver, poll) {
-        (Some("haltpoll"), Some(0)) => "idle: haltpoll cpuidle, guest_halt_poll_ns 0 (an idle vCPU halts at once: each wake-up of a thread on it is an IPI to the host, paid by the waker; the kernel's default is 200000, docs/performance.md run 11)".to_owned(),
-        (Some("haltpoll"), Some(ns)) => {
-            format!("idle: haltpoll cpuidle, guest_halt_poll_ns {ns}")
-        }
-        (Some(driver), _) => format!("idle: {driver} cpuidle"),
-        (None, _) => "idle: cpuidle driver unknown (no /sys/devices/system/cpu/cpuidle)".to_owned(),
+        .and_then(|p| p.parse::<u64>().ok())
+    {
+        Some(0) => format!(
+            "{head}, guest_halt_poll_ns 0 (an idle vCPU halts at once: each wake-up of a thread on it is an IPI to the host, paid by the waker; the kernel's default is 200000, docs/performance.md run 11)"
+        ),
+        Some(ns) => format!("{head}, guest_halt_poll_ns {ns}"),
+        None => format!("{head}, guest_halt_poll_ns unreadable"),
     }
 }
 
 /// The environment variable that asks for another haltpoll polling window for the run.
 pub(crate) const HALT_POLL_ENV: &str = "FEED_BENCH_HALT_POLL_NS";
 
-/// The largest window [`HALT_POLL_ENV`] may ask for (10 ms; the kernel's default is 200 us).
+/// The largest limit [`HALT_POLL_ENV`] may ask for (10 ms; the kernel's default is 200 us).
 const HALT_POLL_MAX_NS: u64 = 10_000_000;
 
-/// A polling window set for this run (opt-in, [`HALT_POLL_ENV`]); dropping it writes the
-/// previous value back.
+/// A haltpoll polling limit set for this run (opt-in, [`HALT_POLL_ENV`]); dropping it writes
+/// the previous value back (not when the process is killed: it says so on stderr).
 #[derive(Debug)]
 pub(crate) struct HaltPoll {
     path: PathBuf,
@@ -54,17 +83,34 @@ pub(crate) struct HaltPoll {
 }
 
 impl HaltPoll {
-    /// Sets the haltpoll window to what [`HALT_POLL_ENV`] asks for, if it is set. `Ok(None)`:
-    /// not asked. The error says what to fix: a value that is not a whole number of ns up to
-    /// 10 ms, a machine without the haltpoll module, or no permission to write it (root).
+    /// Sets the haltpoll polling limit to what [`HALT_POLL_ENV`] asks for, if it is set.
+    /// `Ok(None)`: not asked. The error says what to fix: a value that is not a whole number of
+    /// ns up to 10 ms, a cpuidle governor other than haltpoll (the setting would do nothing),
+    /// no haltpoll module, or no permission to write it (root).
     pub(crate) fn from_env() -> Result<Option<Self>, String> {
         let Some(value) = std::env::var_os(HALT_POLL_ENV) else {
             return Ok(None);
         };
         let ns = parse_halt_poll(&value.to_string_lossy())?;
-        Self::set(Path::new(HALT_POLL), ns).map(Some).map_err(|error| {
-            format!("{HALT_POLL_ENV}={ns}: cannot set {HALT_POLL}: {error} (it needs the haltpoll cpuidle module, on a KVM guest, and root)")
-        })
+        match governor() {
+            Some(governor) if governor == "haltpoll" => {}
+            other => {
+                return Err(format!(
+                    "{HALT_POLL_ENV}={ns}: the cpuidle governor is {}, not haltpoll, so guest_halt_poll_ns would change nothing; unset {HALT_POLL_ENV}",
+                    other.as_deref().unwrap_or("unknown")
+                ));
+            }
+        }
+        Self::set(Path::new(HALT_POLL), ns)
+            .map(Some)
+            .map_err(|error| {
+                let fix = match error.kind() {
+                    io::ErrorKind::NotFound => "no haltpoll governor module here",
+                    io::ErrorKind::PermissionDenied => "run it as root",
+                    _ => "see the error",
+                };
+                format!("{HALT_POLL_ENV}={ns}: cannot set {HALT_POLL}: {error} ({fix})")
+            })
     }
 
     /// Writes `ns` to `path` and remembers what was there.
@@ -143,30 +189,37 @@ mod tests {
     }
 
     #[test]
-    fn the_idle_line_names_the_driver_and_a_zero_polling_window() {
-        let zero = idle_text(Some("haltpoll\n"), Some("0\n"));
-        assert!(zero.starts_with("idle: haltpoll cpuidle, guest_halt_poll_ns 0 ("));
-        assert!(zero.contains("paid by the waker"));
-        assert_eq!(
-            idle_text(Some("haltpoll\n"), Some("200000\n")),
-            "idle: haltpoll cpuidle, guest_halt_poll_ns 200000"
+    fn the_idle_line_names_the_driver_the_governor_and_a_zero_polling_limit() {
+        let zero = idle_text(Some("haltpoll\n"), Some("haltpoll\n"), Some("0\n"));
+        assert!(
+            zero.starts_with(
+                "idle: cpuidle driver haltpoll, governor haltpoll, guest_halt_poll_ns 0 ("
+            ),
+            "{zero}"
         );
-        // Another driver: its polling parameter (if the module is there at all) does not apply.
+        assert!(zero.contains("paid by the waker"), "{zero}");
         assert_eq!(
-            idle_text(Some("intel_idle\n"), Some("0\n")),
-            "idle: intel_idle cpuidle"
-        );
-        assert_eq!(
-            idle_text(Some("haltpoll"), Some("garbage")),
-            "idle: haltpoll cpuidle"
+            idle_text(Some("haltpoll\n"), Some("haltpoll"), Some("200000\n")),
+            "idle: cpuidle driver haltpoll, governor haltpoll, guest_halt_poll_ns 200000"
         );
         assert_eq!(
-            idle_text(None, Some("0")),
-            "idle: cpuidle driver unknown (no /sys/devices/system/cpu/cpuidle)"
+            idle_text(Some("haltpoll"), Some("haltpoll"), Some("garbage")),
+            "idle: cpuidle driver haltpoll, governor haltpoll, guest_halt_poll_ns unreadable"
+        );
+        // Another governor: the haltpoll parameter (if the module is there at all) does not apply.
+        assert_eq!(
+            idle_text(Some("intel_idle\n"), Some("menu\n"), Some("0\n")),
+            "idle: cpuidle driver intel_idle, governor menu"
         );
         assert_eq!(
-            idle_text(Some("  \n"), None),
-            "idle: cpuidle driver unknown (no /sys/devices/system/cpu/cpuidle)"
+            idle_text(Some("acpi_idle"), None, None),
+            "idle: cpuidle driver acpi_idle, governor unknown"
         );
+        for driver in [None, Some("  \n")] {
+            assert_eq!(
+                idle_text(driver, Some("haltpoll"), Some("0")),
+                "idle: cpuidle driver unknown (no /sys/devices/system/cpu/cpuidle)"
+            );
+        }
     }
 }

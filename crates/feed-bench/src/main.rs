@@ -57,9 +57,10 @@ itself (exec, same pid) with itself run with
 GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=4194304: on AMD CPUs with FSRM,
 glibc's rep movsb memcpy is fast or 2-3x slower depending on where the copied buffers sit
 (glibc bug 30994), which made each arm flip between the two for seconds at a time.
-FEED_BENCH_HALT_POLL_NS=N (root, KVM guest with the haltpoll cpuidle driver): set
+FEED_BENCH_HALT_POLL_NS=N (root, a guest with the haltpoll cpuidle governor): set
 /sys/module/haltpoll/parameters/guest_halt_poll_ns to N for the run and write the old
-value back at the end. The line `idle:` under the table says what the run had.
+value back at the end (not if the run is killed: the old value is on stderr). The line
+`idle:` under the table (on stderr with --profile) says what the run had.
 ";
 
 /// What the command line asked for.
@@ -244,6 +245,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some((arm, size)) = profile {
+        eprintln!("feed-bench: {}", idle::idle_line());
         // FEED_BENCH_SERVER_PROCESS=1: the read-loop arms read from a server in a child process
         // (its pid on stderr), so the client is alone in this one.
         let external = if std::env::var_os("FEED_BENCH_SERVER_PROCESS").is_some()

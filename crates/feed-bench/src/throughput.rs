@@ -331,7 +331,7 @@ impl Rig {
                 bar: "WsConn adds 0 over bare".to_owned(),
                 verdict: verdict(allocs[1] - allocs[0] < 0.01),
             });
-            push_ratio(
+            push_ratio_in(
                 table,
                 "wrapper cost",
                 &format!(
@@ -343,6 +343,7 @@ impl Rig {
                 (1, "WsConn"),
                 "(diagnostic)",
                 0.0,
+                "msg per CPU-s",
             );
             // How often the client caught up with the server and slept: a wake-up per wait,
             // whose price depends on the machine (docs/performance.md, run 11).
@@ -350,7 +351,7 @@ impl Rig {
                 bench: "wrapper cost".to_owned(),
                 arms: format!("client waits in the read loop, {}", size_name(size)),
                 figure: format!(
-                    "per 1,000 messages: bare {:.2}, WsStream {:.2}, WsConn {:.2}; client CPU / wall: {:.3}, {:.3}, {:.3}",
+                    "per 1,000 messages: bare {:.2}, WsStream {:.2}, WsConn {:.2}; client CPU / wall: bare {:.3}, WsStream {:.3}, WsConn {:.3}",
                     waits[0], waits[2], waits[1], busy[0], busy[2], busy[1]
                 ),
                 ratio: None,
@@ -951,6 +952,22 @@ pub(crate) fn push_ratio(
     bar: &str,
     at_least: f64,
 ) {
+    push_ratio_in(table, bench, arms, rates, base, arm, bar, at_least, "msg/s");
+}
+
+/// [`push_ratio`] with the rates' unit named (`msg/s`, `msg per CPU-s`).
+#[allow(clippy::too_many_arguments)] // push_ratio's arguments and the unit
+fn push_ratio_in(
+    table: &mut Table,
+    bench: &str,
+    arms: &str,
+    rates: &[Vec<f64>],
+    base: (usize, &str),
+    arm: (usize, &str),
+    bar: &str,
+    at_least: f64,
+    unit: &str,
+) {
     let ratios: Vec<f64> = rates[arm.0]
         .iter()
         .zip(&rates[base.0])
@@ -965,7 +982,7 @@ pub(crate) fn push_ratio(
         bench: bench.to_owned(),
         arms: arms.to_owned(),
         figure: format!(
-            "{} {} msg/s, {} {} msg/s ({} pairs{})",
+            "{} {} {unit}, {} {} {unit} ({} pairs{})",
             base.1,
             si(median(&rates[base.0])),
             arm.1,
