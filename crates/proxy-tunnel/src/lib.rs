@@ -27,5 +27,5 @@ pub use error::{
 };
 pub use redact::redact_url;
 pub use stream::TunnelStream;
-pub use target::{TargetStream, tls_to_target};
+pub use target::{TargetStream, tls_to_target, tls_to_target_sending};
 pub use tls::{TlsOptions, TlsOptionsError};

@@ -9,7 +9,7 @@ use fastwebsockets::{Frame, OpCode, Payload, WebSocketError};
 use proxy_resolve::{Route, Transport};
 use proxy_tunnel::{
     ConnectTimings, TargetStream, TlsOptions, TunnelConnector, TunnelStream, redact_url,
-    tls_to_target,
+    tls_to_target_sending,
 };
 use rustls::ClientConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -142,9 +142,11 @@ impl std::fmt::Debug for WsStream {
 pub struct WsTimings {
     /// TCP, and the proxy's TLS and handshake when there is one.
     pub tunnel: ConnectTimings,
-    /// TLS to the exchange (`wss://`).
+    /// TLS to the exchange (`wss://`); on TLS 1.3 the upgrade request leaves with the client's
+    /// Finished, so this includes sending it.
     pub tls: Option<Duration>,
-    /// The upgrade request and the checked 101 answer.
+    /// The upgrade request (over TLS 1.3: only what was left of it after the handshake) and the
+    /// checked 101 answer.
     pub upgrade: Option<Duration>,
 }
 
@@ -239,18 +241,6 @@ async fn open(
     options: &WsOptions,
     timings: &mut WsTimings,
 ) -> Result<(TargetStream, Bytes, Option<String>), WsErrorKind> {
-    let mut started = Instant::now();
-    let mut stream = match tls {
-        Some(config) => {
-            let stream = tls_to_target(stream, &target.host, config)
-                .await
-                .map_err(WsErrorKind::Tls)?;
-            timings.tls = Some(started.elapsed());
-            started = Instant::now();
-            stream
-        }
-        None => TargetStream::Plain(stream),
-    };
     let key = handshake::new_key().map_err(WsErrorKind::Handshake)?;
     let request = UpgradeRequest {
         host: &target.host,
@@ -260,11 +250,28 @@ async fn open(
         key: &key,
         subprotocols: &options.subprotocols,
         headers: &options.headers,
+    }
+    .to_bytes();
+    let mut started = Instant::now();
+    // Over TLS, rustls takes the request before the handshake and sends it with the client's
+    // Finished, once the server is verified (one write less per connection).
+    let (mut stream, sent) = match tls {
+        Some(config) => {
+            let (stream, sent) = tls_to_target_sending(stream, &target.host, config, &request)
+                .await
+                .map_err(WsErrorKind::Tls)?;
+            timings.tls = Some(started.elapsed());
+            started = Instant::now();
+            (stream, sent)
+        }
+        None => (TargetStream::Plain(stream), 0),
     };
-    stream
-        .write_all(&request.to_bytes())
-        .await
-        .map_err(WsErrorKind::Io)?;
+    if sent < request.len() {
+        stream
+            .write_all(&request[sent..])
+            .await
+            .map_err(WsErrorKind::Io)?;
+    }
     stream.flush().await.map_err(WsErrorKind::Io)?;
     let mut buf = BytesMut::with_capacity(1024);
     loop {
