@@ -50,6 +50,7 @@ impl Rig {
                     "(report)"
                 },
                 if size == 64 { 1.2 } else { 0.0 },
+                "msg/s",
             );
         }
         Ok(())

@@ -257,6 +257,7 @@ impl Rig {
                     (index, arm.name),
                     ">= 0.98",
                     0.98,
+                    "msg/s",
                 );
             }
         }
@@ -306,6 +307,7 @@ impl Rig {
                 (1, "WsConn"),
                 ">= 0.95",
                 0.95,
+                "msg/s",
             );
             push_ratio(
                 table,
@@ -316,6 +318,7 @@ impl Rig {
                 (2, "WsStream"),
                 "(diagnostic)",
                 0.0,
+                "msg/s",
             );
             // The count is process-wide; the server encrypted its frames before the timed loop,
             // so what it allocates meanwhile (its writes) is the same for every arm, and the
@@ -331,7 +334,7 @@ impl Rig {
                 bar: "WsConn adds 0 over bare".to_owned(),
                 verdict: verdict(allocs[1] - allocs[0] < 0.01),
             });
-            push_ratio_in(
+            push_ratio(
                 table,
                 "wrapper cost",
                 &format!(
@@ -464,6 +467,7 @@ impl Rig {
                 (1, "disabled"),
                 ">= 0.99",
                 0.99,
+                "msg/s",
             );
         }
         clear_proxy_system();
@@ -940,24 +944,10 @@ pub(crate) fn size_name(size: usize) -> String {
     }
 }
 
-/// A row for `arm / base` from per-round rates: the median of the per-round ratios.
+/// A row for `arm / base` from per-round rates (in `unit`: `msg/s`, `msg per CPU-s`): the median
+/// of the per-round ratios.
 #[allow(clippy::too_many_arguments)] // one call shape for every rate row; a struct would only rename them
 pub(crate) fn push_ratio(
-    table: &mut Table,
-    bench: &str,
-    arms: &str,
-    rates: &[Vec<f64>],
-    base: (usize, &str),
-    arm: (usize, &str),
-    bar: &str,
-    at_least: f64,
-) {
-    push_ratio_in(table, bench, arms, rates, base, arm, bar, at_least, "msg/s");
-}
-
-/// [`push_ratio`] with the rates' unit named (`msg/s`, `msg per CPU-s`).
-#[allow(clippy::too_many_arguments)] // push_ratio's arguments and the unit
-fn push_ratio_in(
     table: &mut Table,
     bench: &str,
     arms: &str,
