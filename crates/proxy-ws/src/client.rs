@@ -142,11 +142,11 @@ impl std::fmt::Debug for WsStream {
 pub struct WsTimings {
     /// TCP, and the proxy's TLS and handshake when there is one.
     pub tunnel: ConnectTimings,
-    /// TLS to the exchange (`wss://`); on TLS 1.3 the upgrade request leaves with the client's
-    /// Finished, so this includes sending it.
+    /// TLS to the exchange (`wss://`). The upgrade request is written before this stage ends (on
+    /// TLS 1.3 in the same write as the client's Finished), so it includes sending it.
     pub tls: Option<Duration>,
-    /// The upgrade request (over TLS 1.3: only what was left of it after the handshake) and the
-    /// checked 101 answer.
+    /// The upgrade request (over TLS: only what is left of it past rustls' 64 KiB buffer, nearly
+    /// always nothing) and the checked 101 answer.
     pub upgrade: Option<Duration>,
 }
 

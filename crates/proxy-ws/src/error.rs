@@ -18,7 +18,9 @@ pub enum WsErrorKind {
     /// The route (direct or proxy) failed.
     #[error("cannot connect: {0}")]
     Tunnel(#[source] TunnelError),
-    /// TLS to the exchange, through the tunnel, failed.
+    /// TLS to the exchange, through the tunnel, failed: the exchange's certificate, or the
+    /// connection breaking during the handshake. The upgrade request is written as part of the
+    /// handshake's last flight, so a connection that breaks while it is sent is reported here too.
     #[error("TLS to the exchange failed: {0}")]
     Tls(#[source] std::io::Error),
     /// The upgrade answer was refused.
