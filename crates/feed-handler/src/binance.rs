@@ -7,6 +7,7 @@ use bytes::Bytes;
 use crate::error::{FeedError, ParseError};
 use crate::feed::{Feed, Market, Markets, RestRequest, WsEndpoint};
 use crate::json::{self, Object};
+use crate::scan::{self, Scanner};
 use crate::setup::FeedSetup;
 use crate::trade::{Event, Side, Trade};
 
@@ -147,19 +148,27 @@ impl BinanceFeed {
 }
 
 impl BinanceFeed {
-    /// The common case, a combined-stream `aggTrade` frame with plain (unescaped) strings, read
-    /// into borrowed fields without building a `serde_json::Value` (which cost about 10 times a
-    /// bare read of the same message, `cargo xtask bench --only feed`). `None` for anything else,
-    /// and for any frame this path would read differently from the general one (an `error` or
-    /// `code` and `msg` beside `data`, a repeated field, an escaped string, an unknown symbol, a
-    /// value out of range): [`Feed::parse`] then reads it the general way, with its exact error.
+    /// The common case, a combined-stream `aggTrade` frame with plain (unescaped, ASCII)
+    /// strings, read by [`Scanner`] into borrowed fields: no `serde_json::Value` (which cost
+    /// about 10 times a bare read of the same message) and no serde derive (whose key matching
+    /// and skipping was 36% of the FeedHandler arm's client samples, `cargo xtask bench --only
+    /// feed`; docs/performance.md). `None` for anything else, and for any frame this path would
+    /// read differently from the general one (an `error`, `code` or `msg` beside `data`, a
+    /// repeated field, an escaped string, an unknown symbol, a value out of range, a nested
+    /// value among the fields it skips): [`Feed::parse`] then reads it the general way, with its
+    /// exact error.
     fn fast_trade(&self, markets: &Markets, message: &[u8]) -> Option<Trade> {
-        let json::MapOnly(frame) =
-            serde_json::from_slice::<json::MapOnly<FastFrame<'_>>>(message).ok()?;
-        if frame.error.0 || (frame.code.0 && frame.msg.0) {
-            return None;
-        }
-        let json::MapOnly(data) = frame.data;
+        let mut scan = Scanner::new(message)?;
+        let mut data = None;
+        scan.object(|key, scan| match key {
+            "data" => scan::once(&mut data, FastAggTrade::scan(scan)),
+            // An error reply: the general path's to read. (`code` alone would not be one; it
+            // is left to the general path too, which reads the trade.)
+            "error" | "code" | "msg" => None,
+            _ => scan.skip_value(),
+        })?;
+        scan.end()?;
+        let data = data?;
         if data.e != "aggTrade" {
             return None;
         }
@@ -180,21 +189,7 @@ impl BinanceFeed {
     }
 }
 
-/// A combined-stream frame as [`BinanceFeed::fast_trade`] reads it; other fields are skipped.
-#[derive(serde::Deserialize)]
-struct FastFrame<'a> {
-    #[serde(borrow)]
-    data: json::MapOnly<FastAggTrade<'a>>,
-    #[serde(default)]
-    error: json::Present,
-    #[serde(default)]
-    code: json::Present,
-    #[serde(default)]
-    msg: json::Present,
-}
-
 /// The `aggTrade` fields a trade is made of, borrowed from the message.
-#[derive(serde::Deserialize)]
 struct FastAggTrade<'a> {
     e: &'a str,
     s: &'a str,
@@ -202,8 +197,33 @@ struct FastAggTrade<'a> {
     q: &'a str,
     p: &'a str,
     a: u64,
-    #[serde(rename = "T")]
     t: u64,
+}
+
+impl<'a> FastAggTrade<'a> {
+    /// The `data` object: every field above once, any other field skipped.
+    fn scan(scan: &mut Scanner<'a>) -> Option<Self> {
+        let (mut e, mut s, mut m, mut q, mut p, mut a, mut t) = Default::default();
+        scan.object(|key, scan| match key {
+            "e" => scan::once(&mut e, scan.string()),
+            "s" => scan::once(&mut s, scan.string()),
+            "m" => scan::once(&mut m, scan.boolean()),
+            "q" => scan::once(&mut q, scan.string()),
+            "p" => scan::once(&mut p, scan.string()),
+            "a" => scan::once(&mut a, scan.uint()),
+            "T" => scan::once(&mut t, scan.uint()),
+            _ => scan.skip_value(),
+        })?;
+        Some(Self {
+            e: e?,
+            s: s?,
+            m: m?,
+            q: q?,
+            p: p?,
+            a: a?,
+            t: t?,
+        })
+    }
 }
 
 /// `tickSize` of the `PRICE_FILTER` filter, wherever it sits in `filters` (cryptofeed reads
@@ -450,6 +470,32 @@ mod tests {
                 }
             }
             agree(&feed, &markets, frame.to_string().as_bytes())?;
+        }
+
+        /// Fixture lines with bytes inserted, removed or replaced anywhere (JSON tokens,
+        /// whitespace, escapes, non-ASCII): the two paths never disagree, whatever the fast path
+        /// makes of the text.
+        #[test]
+        fn byte_edits_never_make_the_paths_disagree(
+            line in 0usize..4,
+            edits in proptest::collection::vec(
+                (any::<prop::sample::Index>(), 0usize..3, prop_oneof![
+                    Just(" "), Just("\n"), Just(","), Just(":"), Just("{"), Just("}"), Just("\""),
+                    Just("0"), Just("9"), Just("-"), Just("."), Just("e"), Just("\\"), Just("[]"),
+                    Just("\"m\":true,"), Just("\"x\":1,"), Just("\u{e9}"), Just("null"),
+                ]),
+                1..4,
+            ),
+        ) {
+            let (feed, markets) = loaded();
+            let lines: Vec<&str> = MESSAGES.lines().collect();
+            let mut text = lines[line % lines.len()].as_bytes().to_vec();
+            for (at, removed, inserted) in edits {
+                let at = at.index(text.len() + 1);
+                let end = (at + removed).min(text.len());
+                text.splice(at..end, inserted.bytes());
+            }
+            agree(&feed, &markets, &text)?;
         }
     }
 }

@@ -144,40 +144,6 @@ pub(crate) fn id_text(mut id: u64) -> String {
         .collect()
 }
 
-/// A `T` read from a JSON object only: a derived `Deserialize` also takes an array, field by
-/// field in order, which the general path rejects (`WrongType`, "not a JSON object").
-pub(crate) struct MapOnly<T>(pub(crate) T);
-
-impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for MapOnly<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Only<T>(std::marker::PhantomData<T>);
-        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Only<T> {
-            type Value = MapOnly<T>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<Self::Value, A::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(MapOnly)
-            }
-        }
-        deserializer.deserialize_map(Only(std::marker::PhantomData))
-    }
-}
-
-/// Whether a field was present, whatever its value (`null` included): for the fields whose
-/// mere presence changes how a message is read.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Present(pub(crate) bool);
-
-impl<'de> serde::Deserialize<'de> for Present {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Present(true))
-    }
-}
-
 /// A required decimal field sent as a string (`"0.00120000"`), kept exactly, scale included.
 pub(crate) fn decimal(object: &Object, name: &'static str) -> Result<Decimal, ParseError> {
     let text = field(object, name)?.as_str().ok_or(ParseError::WrongType {

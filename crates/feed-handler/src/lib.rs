@@ -12,6 +12,7 @@ mod error;
 mod feed;
 mod handler;
 mod json;
+mod scan;
 mod setup;
 mod trade;
 
