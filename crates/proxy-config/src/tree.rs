@@ -76,7 +76,8 @@ pub(crate) struct Entry {
 pub(crate) type Table = BTreeMap<String, Entry>;
 
 /// Merges `higher` into `lower`: tables merge key by key, anything else replaces. A null in the
-/// higher source sets nothing.
+/// higher source sets nothing, at any depth: also inside a table that `lower` does not have (an
+/// empty `http:` in YAML under an exchange no lower source names).
 pub(crate) fn merge(lower: &mut Table, higher: Table) {
     for (key, entry) in higher {
         if matches!(entry.value, Value::Null) {
@@ -94,11 +95,28 @@ pub(crate) fn merge(lower: &mut Table, higher: Table) {
                 lower.insert(
                     key,
                     Entry {
-                        value,
+                        value: without_nulls(value),
                         origin: entry.origin,
                     },
                 );
             }
         }
+    }
+}
+
+/// `value` with every null inside it removed (a table whose keys were all null stays, empty).
+fn without_nulls(value: Value) -> Value {
+    match value {
+        Value::Table(table) => Value::Table(
+            table
+                .into_iter()
+                .filter(|(_, entry)| !matches!(entry.value, Value::Null))
+                .map(|(key, entry)| {
+                    let value = without_nulls(entry.value);
+                    (key, Entry { value, ..entry })
+                })
+                .collect(),
+        ),
+        other => other,
     }
 }

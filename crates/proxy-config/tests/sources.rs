@@ -393,3 +393,36 @@ fn exchange_ids_are_case_insensitive() {
     assert!(ExchangeId::new("").is_err());
     assert!(ExchangeId::new("bin ance").is_err());
 }
+
+/// A YAML key left empty (`http:` with nothing under it, a null) sets nothing, wherever it
+/// sits and whether or not a lower source has the table around it: the same settings as
+/// leaving the key out.
+#[rstest]
+#[case::default_http("proxy:\n  default:\n    http:\n", "proxy: {}\n")]
+#[case::exchange_http(
+    "proxy:\n  exchanges:\n    binance:\n      http:\n      websocket:\n        url: socks5://127.0.0.1:1080\n",
+    "proxy:\n  exchanges:\n    binance:\n      websocket:\n        url: socks5://127.0.0.1:1080\n"
+)]
+#[case::exchange_itself(
+    "proxy:\n  default:\n    websocket:\n      url: http://corp:3128\n  exchanges:\n    binance:\n",
+    "proxy:\n  default:\n    websocket:\n      url: http://corp:3128\n"
+)]
+#[case::proxy_timeout(
+    "proxy:\n  default:\n    http:\n      url: http://corp:3128\n      timeout_seconds:\n",
+    "proxy:\n  default:\n    http:\n      url: http://corp:3128\n"
+)]
+fn an_empty_yaml_key_sets_nothing(#[case] empty: &str, #[case] without: &str) {
+    let expected = yaml(without).expect("the settings without the key load");
+    assert_eq!(
+        yaml(empty).expect("an empty key loads"),
+        expected,
+        "{empty}"
+    );
+    // The same with a code layer under the file (which always has a `default` table).
+    let layered = Loader::new()
+        .code(ProxySettings::default())
+        .yaml_str("feed.yaml", empty)
+        .load()
+        .expect("an empty key over code loads");
+    assert_eq!(layered, expected, "over code: {empty}");
+}
