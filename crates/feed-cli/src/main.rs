@@ -140,13 +140,14 @@ fn usage_error(error: &clap::Error) -> ExitCode {
             ExitCode::from(INVALID)
         }
         _ => {
-            // The message is everything before clap's `Usage:` block, on one line.
+            // The message is everything before clap's `Usage:` block, on one line, without
+            // clap's own "For more information" tip (the line ends with ours).
             let rendered = error.render().to_string();
             let message: Vec<&str> = rendered
                 .lines()
                 .take_while(|l| !l.starts_with("Usage:"))
                 .map(str::trim)
-                .filter(|l| !l.is_empty())
+                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
                 .collect();
             let message = message.join(" ");
             let message = message.strip_prefix("error: ").unwrap_or(&message);

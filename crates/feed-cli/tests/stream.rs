@@ -271,7 +271,22 @@ fn invalid_arguments_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.starts_with(expected), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("For more information"),
+            "{args:?}: {stderr}"
+        );
     }
+    // A usage error whole, as the user guide shows it: clap's message and its possible values,
+    // then one pointer to the help.
+    let out = feedproxy(
+        &["stream", "--exchange", "kraken", "--symbol", "BTC-USDT"],
+        &[],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        "error: invalid value 'kraken' for '--exchange <EXCHANGE>' [possible values: binance, \
+         coinbase, backpack] (see feedproxy --help)"
+    );
 }
 
 #[test]

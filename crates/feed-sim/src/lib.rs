@@ -2,8 +2,8 @@
 //! record what they saw, and fake exchanges.
 //!
 //! Depends on no workspace crate, so any crate may use it as a dev-dependency. Everything here binds
-//! to 127.0.0.1 or ::1 only, and the proxies refuse every destination that is not loopback (see
-//! "Network safety for tests" in the design notes).
+//! to 127.0.0.1 or ::1 only, and the proxies refuse every destination that is not loopback
+//! (127.0.0.0/8, `::1`, `localhost`): tests never reach the network.
 //!
 //! - [`ca::TestCa`]: an rcgen CA issuing leaf certificates, with rustls server and client configs.
 //! - [`https::HttpsServer`]: a keep-alive HTTP/1.1 server over TLS with fixed responses per path.

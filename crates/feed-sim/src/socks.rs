@@ -3,7 +3,7 @@
 //!
 //! Hand-written rather than taken from a crate on purpose: a test double has to see and keep every byte
 //! of the handshake, answer with scripted faults, and refuse to route anywhere but 127.0.0.0/8, `::1`
-//! and `localhost` (design.md, "Network safety for tests").
+//! and `localhost`, so no test ever reaches the network.
 
 use std::fmt;
 use std::io;

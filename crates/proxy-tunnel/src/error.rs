@@ -153,8 +153,10 @@ pub enum TunnelErrorKind {
     /// The client could not resolve the target name (socks4 and socks5 resolve locally).
     #[error("cannot resolve the target name locally: {0}")]
     TargetResolution(#[source] std::io::Error),
-    /// SOCKS4 carries IPv4 only.
-    #[error("socks4 cannot reach an IPv6 target; use socks4a or socks5")]
+    /// SOCKS4 and SOCKS4a carry no IPv6 address (SOCKS4a sends a host name, not an address).
+    #[error(
+        "socks4 and socks4a cannot carry an IPv6 address; use socks5, or with socks4a a host name the proxy resolves"
+    )]
     Socks4Ipv6,
     /// A SOCKS route in a build without the `socks` feature.
     #[error("socks proxies need the `socks` feature, which this build does not enable")]

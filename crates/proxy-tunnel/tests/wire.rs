@@ -303,16 +303,28 @@ async fn ipv6_proxy_and_ipv6_target() {
         Some(format!("CONNECT [::1]:{} HTTP/1.1", t.server.port()))
     );
 
-    // socks4 cannot carry IPv6: a configuration error, not a connection attempt.
+    // socks4 and socks4a cannot carry IPv6: a configuration error before any SOCKS byte is
+    // sent, whose advice is right for both schemes.
     let s4 = SocksProxy::start(SocksOptions::new())
         .await
         .expect("socks4");
-    let err = connector(route(&s4.url("socks4"), 5), &t.ca)
-        .connect("::1", 443)
-        .await
-        .expect_err("socks4 + IPv6");
-    assert!(matches!(err.kind(), TunnelErrorKind::Socks4Ipv6), "{err}");
-    assert_eq!(err.party(), Party::Configuration);
+    for scheme in ["socks4", "socks4a"] {
+        let err = connector(route(&s4.url(scheme), 5), &t.ca)
+            .connect("::1", 443)
+            .await
+            .expect_err("socks4 + IPv6");
+        assert!(
+            matches!(err.kind(), TunnelErrorKind::Socks4Ipv6),
+            "{scheme}: {err}"
+        );
+        assert_eq!(err.party(), Party::Configuration);
+        assert!(err.to_string().contains("use socks5"), "{scheme}: {err}");
+    }
+    let records = s4.connections_when_closed(2, Duration::from_secs(5)).await;
+    assert!(
+        records.iter().all(|r| r.request_bytes.is_empty()),
+        "a SOCKS4 request was sent: {records:?}"
+    );
 }
 
 /// Each fault gives its own typed error, naming exchange, transport, proxy and target.

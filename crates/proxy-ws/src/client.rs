@@ -32,8 +32,9 @@ pub struct WsOptions {
     pub max_message_size: usize,
     /// Fail a read when no frame (data or control) arrives for this long.
     pub idle_timeout: Option<Duration>,
-    /// Bound on the whole handshake of a direct connection (proxied: the proxy's
-    /// `timeout_seconds` bounds the route, TLS and upgrade together).
+    /// Bound on the tunnel (TCP connect) of a direct connection, and again on its TLS and
+    /// upgrade (proxied: the proxy's `timeout_seconds` bounds the tunnel, and TLS plus upgrade
+    /// get that limit again).
     pub direct_timeout: Duration,
     /// Optimistic SOCKS5 for socks5/socks5h routes (off by default): see
     /// `proxy_tunnel::TunnelConnector::with_socks5_optimistic`.
