@@ -7,7 +7,8 @@
 //! `serde_json::Value`) then reads it and gives the exact error. So the scanner may refuse valid
 //! JSON (an escaped string, a fraction, an array) but must never accept what the general path
 //! rejects or reads differently: no trailing bytes, no leading zeros, no bytes above 0x7F or
-//! below 0x20 in a string, no integer the general path would read as a float.
+//! below 0x20 in a string, no integer the general path would read as a float (but `-0`, only
+//! ever skipped, which serde_json reads as the float -0.0, a valid value).
 
 /// A position in one message.
 pub(crate) struct Scanner<'a> {
@@ -61,7 +62,7 @@ impl<'a> Scanner<'a> {
         (self.at == self.bytes.len()).then_some(())
     }
 
-    /// A string of printable ASCII without escapes.
+    /// A string of ASCII 0x20-0x7F without escapes.
     pub(crate) fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.at;

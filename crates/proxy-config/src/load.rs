@@ -161,6 +161,9 @@ fn settings_from(
 ) -> Result<ProxySettings, ConfigError> {
     let mut settings = ProxySettings::default();
     for (key, entry) in root {
+        if is_null(&entry) && ROOT_KEYS.contains(&key.as_str()) {
+            continue;
+        }
         match key.as_str() {
             "enabled" => {
                 settings.enabled = bool_value(&key, &entry)?;
@@ -181,6 +184,9 @@ fn settings_from(
                             ConfigErrorKind::ExchangeId(e),
                         )
                     })?;
+                    if is_null(&entry) {
+                        continue;
+                    }
                     let path = format!("exchanges.{id}");
                     let table = table_value(&path, entry, "a table with keys http, websocket")?;
                     let proxies = proxies_from(&path, table, origins)?;
@@ -205,6 +211,9 @@ fn proxies_from(
             "websocket" => &mut proxies.websocket,
             _ => return Err(unknown(&key, path, entry, TRANSPORT_KEYS)),
         };
+        if is_null(&entry) {
+            continue;
+        }
         let key_path = format!("{path}.{key}");
         let proxy_origin = entry.origin.clone();
         let table = table_value(&key_path, entry, "a table with keys url, timeout_seconds")?;
@@ -223,6 +232,9 @@ fn proxy_from(
     let mut url = None;
     let mut timeout = None;
     for (key, entry) in table {
+        if is_null(&entry) && PROXY_KEYS.contains(&key.as_str()) {
+            continue;
+        }
         let key_path = format!("{path}.{key}");
         match key.as_str() {
             "url" => {
@@ -334,6 +346,11 @@ fn timeout_value(key: &str, entry: &Entry) -> Result<TimeoutSeconds, ConfigError
     }
 }
 
+/// A null (an empty key in YAML): sets nothing, once its name has been checked.
+fn is_null(entry: &Entry) -> bool {
+    matches!(entry.value, Value::Null)
+}
+
 fn table_value(key: &str, entry: Entry, expected: &'static str) -> Result<Table, ConfigError> {
     match entry.value {
         Value::Table(table) => Ok(table),
@@ -358,6 +375,8 @@ fn unknown(
     entry: Entry,
     expected: &'static [&'static str],
 ) -> ConfigError {
+    // An empty key is shown as `""`, so the path still names it.
+    let key = if key.is_empty() { "\"\"" } else { key };
     let path = if parent.is_empty() {
         key.to_owned()
     } else {

@@ -76,11 +76,12 @@ pub(crate) struct Entry {
 pub(crate) type Table = BTreeMap<String, Entry>;
 
 /// Merges `higher` into `lower`: tables merge key by key, anything else replaces. A null in the
-/// higher source sets nothing, at any depth: also inside a table that `lower` does not have (an
-/// empty `http:` in YAML under an exchange no lower source names).
+/// higher source sets nothing: it leaves a key `lower` has as it is, and where `lower` has no
+/// such key it stays as a marker, so that validation still checks its name and then skips it
+/// (an empty `http:` in YAML is "not set", an empty `htpp:` an unknown key).
 pub(crate) fn merge(lower: &mut Table, higher: Table) {
     for (key, entry) in higher {
-        if matches!(entry.value, Value::Null) {
+        if matches!(entry.value, Value::Null) && lower.contains_key(&key) {
             continue;
         }
         match (lower.get_mut(&key), entry.value) {
@@ -95,28 +96,11 @@ pub(crate) fn merge(lower: &mut Table, higher: Table) {
                 lower.insert(
                     key,
                     Entry {
-                        value: without_nulls(value),
+                        value,
                         origin: entry.origin,
                     },
                 );
             }
         }
-    }
-}
-
-/// `value` with every null inside it removed (a table whose keys were all null stays, empty).
-fn without_nulls(value: Value) -> Value {
-    match value {
-        Value::Table(table) => Value::Table(
-            table
-                .into_iter()
-                .filter(|(_, entry)| !matches!(entry.value, Value::Null))
-                .map(|(key, entry)| {
-                    let value = without_nulls(entry.value);
-                    (key, Entry { value, ..entry })
-                })
-                .collect(),
-        ),
-        other => other,
     }
 }

@@ -396,7 +396,7 @@ fn exchange_ids_are_case_insensitive() {
 
 /// A YAML key left empty (`http:` with nothing under it, a null) sets nothing, wherever it
 /// sits and whether or not a lower source has the table around it: the same settings as
-/// leaving the key out.
+/// leaving the key out (an exchange whose keys are all empty: as `{}`).
 #[rstest]
 #[case::default_http("proxy:\n  default:\n    http:\n", "proxy: {}\n")]
 #[case::exchange_http(
@@ -406,6 +406,10 @@ fn exchange_ids_are_case_insensitive() {
 #[case::exchange_itself(
     "proxy:\n  default:\n    websocket:\n      url: http://corp:3128\n  exchanges:\n    binance:\n",
     "proxy:\n  default:\n    websocket:\n      url: http://corp:3128\n"
+)]
+#[case::exchange_of_empty_keys(
+    "proxy:\n  exchanges:\n    binance:\n      http:\n      websocket:\n",
+    "proxy:\n  exchanges:\n    binance: {}\n"
 )]
 #[case::proxy_timeout(
     "proxy:\n  default:\n    http:\n      url: http://corp:3128\n      timeout_seconds:\n",
@@ -425,4 +429,48 @@ fn an_empty_yaml_key_sets_nothing(#[case] empty: &str, #[case] without: &str) {
         .load()
         .expect("an empty key over code loads");
     assert_eq!(layered, expected, "over code: {empty}");
+}
+
+/// An empty key is still a key: a misspelt or invalid one is an error, empty or not, and whether
+/// or not a lower source has the table around it.
+#[rstest]
+#[case::root("proxy:\n  enabeld:\n", "enabeld: unknown key")]
+#[case::transport("proxy:\n  default:\n    websockt:\n", "default.websockt: unknown key")]
+#[case::proxy_key(
+    "proxy:\n  exchanges:\n    binance:\n      http:\n        URL:\n",
+    "exchanges.binance.http.URL: unknown key"
+)]
+#[case::exchange_id(
+    "proxy:\n  exchanges:\n    \"bin ance\":\n",
+    "exchanges.bin ance: invalid exchange id"
+)]
+fn an_empty_misspelt_key_is_still_an_error(#[case] text: &str, #[case] expected: &str) {
+    for loader in [
+        Loader::new(),
+        Loader::new().code(ProxySettings::default().with_exchange(
+            ExchangeId::new("binance").expect("id"),
+            proxy_config::ConnectionProxies::default(),
+        )),
+    ] {
+        let error = loader
+            .yaml_str("feed.yaml", text)
+            .load()
+            .expect_err("a misspelt key");
+        assert!(error.to_string().starts_with(expected), "{text}: {error}");
+    }
+}
+
+/// An empty key, with a value or without, is an unknown key whose path shows it as `""`.
+#[rstest]
+#[case::root_value("proxy:\n  \"\": 1\n", "\"\": unknown key (from file feed.yaml)")]
+#[case::root_null("proxy:\n  \"\":\n", "\"\": unknown key (from file feed.yaml)")]
+#[case::transport("proxy:\n  default:\n    \"\": 1\n", "default.\"\": unknown key")]
+#[case::proxy_key(
+    "proxy:\n  default:\n    http:\n      \"\":\n",
+    "default.http.\"\": unknown key"
+)]
+fn an_empty_key_is_named(#[case] text: &str, #[case] expected: &str) {
+    let error = yaml(text).expect_err("an empty key");
+    assert!(error.to_string().starts_with(expected), "{text}: {error}");
+    assert_eq!(error.key(), expected.split(": ").next().expect("a key"));
 }

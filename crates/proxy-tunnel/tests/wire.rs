@@ -321,6 +321,7 @@ async fn ipv6_proxy_and_ipv6_target() {
         assert!(err.to_string().contains("use socks5"), "{scheme}: {err}");
     }
     let records = s4.connections_when_closed(2, Duration::from_secs(5)).await;
+    assert_eq!(records.len(), 2, "{records:?}");
     assert!(
         records.iter().all(|r| r.request_bytes.is_empty()),
         "a SOCKS4 request was sent: {records:?}"
