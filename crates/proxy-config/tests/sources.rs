@@ -400,8 +400,8 @@ fn exchange_ids_are_case_insensitive() {
 #[rstest]
 #[case::default_http("proxy:\n  default:\n    http:\n", "proxy: {}\n")]
 #[case::exchange_http(
-    "proxy:\n  exchanges:\n    binance:\n      http:\n      websocket:\n        url: socks5://127.0.0.1:1080\n",
-    "proxy:\n  exchanges:\n    binance:\n      websocket:\n        url: socks5://127.0.0.1:1080\n"
+    "proxy:\n  exchanges:\n    binance:\n      http:\n      websocket:\n        url: http://127.0.0.1:3128\n",
+    "proxy:\n  exchanges:\n    binance:\n      websocket:\n        url: http://127.0.0.1:3128\n"
 )]
 #[case::exchange_itself(
     "proxy:\n  default:\n    websocket:\n      url: http://corp:3128\n  exchanges:\n    binance:\n",
