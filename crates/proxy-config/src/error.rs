@@ -96,7 +96,9 @@ pub enum ConfigErrorKind {
 }
 
 impl ConfigError {
+    /// Any user info in `key` (a proxy URL written where a key belongs) is cut first.
     pub(crate) fn new(key: String, origin: Option<Origin>, kind: ConfigErrorKind) -> Self {
+        let key = crate::secret::without_userinfo(key);
         Self(Box::new(Inner { key, origin, kind }))
     }
 

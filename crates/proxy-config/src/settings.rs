@@ -164,7 +164,13 @@ impl ExchangeId {
         if ok {
             Ok(Self(id.to_ascii_lowercase()))
         } else {
-            Err(InvalidExchangeId(id.chars().take(64).collect()))
+            // User info cut before the id is shortened, so no part of it survives the cut.
+            Err(InvalidExchangeId(
+                crate::secret::without_userinfo(id.to_owned())
+                    .chars()
+                    .take(64)
+                    .collect(),
+            ))
         }
     }
 

@@ -474,3 +474,37 @@ fn an_empty_key_is_named(#[case] text: &str, #[case] expected: &str) {
     assert!(error.to_string().starts_with(expected), "{text}: {error}");
     assert_eq!(error.key(), expected.split(": ").next().expect("a key"));
 }
+
+/// A proxy URL with credentials written where a key belongs (a misplaced line) is an error that
+/// shows the host, never the user info: in `Display`, `Debug` and `key()`, whatever the value
+/// under it, at every level, in an exchange id given twice, and past the id's 64-character cut.
+#[rstest]
+#[case::root("proxy:\n  http://user:hunter2@h:1: 1\n", "***@h:1: unknown key")]
+#[case::root_empty("proxy:\n  http://user:hunter2@h:1:\n", "***@h:1: unknown key")]
+#[case::transport(
+    "proxy:\n  default:\n    http://user:hunter2@h.example:1:\n",
+    "default.***@h.example:1: unknown key"
+)]
+#[case::exchange_empty(
+    "proxy:\n  exchanges:\n    http://user:hunter2@h:1:\n",
+    "exchanges.***@h:1: invalid exchange id"
+)]
+#[case::exchange_table(
+    "proxy:\n  exchanges:\n    http://user:hunt.er2@h:1: {}\n",
+    "exchanges.***@h:1: invalid exchange id"
+)]
+#[case::long_password(
+    "proxy:\n  exchanges:\n    http://user:hunter2hunter2hunter2hunter2hunter2hunter2hunter2hunter2@h:1: {}\n",
+    "exchanges.***@h:1: invalid exchange id"
+)]
+#[case::spelled_twice(
+    "proxy:\n  exchanges:\n    USER:hunter2@h: {}\n    user:hunter2@h: {}\n",
+    "exchanges."
+)]
+fn a_credential_written_as_a_key_is_not_shown(#[case] text: &str, #[case] expected: &str) {
+    let error = yaml(text).expect_err("not a key");
+    let shown = format!("{error}\n{error:?}\n{}", error.key());
+    assert!(error.to_string().starts_with(expected), "{shown}");
+    assert!(!shown.to_lowercase().contains("hunt"), "{shown}");
+    assert!(!shown.to_lowercase().contains("user:"), "{shown}");
+}

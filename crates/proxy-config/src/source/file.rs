@@ -110,8 +110,8 @@ fn convert_table(
                 format!("exchanges.{key}"),
                 Some(origin.clone()),
                 ConfigErrorKind::DuplicateExchange {
-                    first,
-                    second,
+                    first: crate::secret::without_userinfo(first),
+                    second: crate::secret::without_userinfo(second),
                     other_source: None,
                 },
             ));
