@@ -239,7 +239,10 @@ fn invalid_arguments_exit_2() {
         ),
         (
             vec!["stream", "--exchange", "kraken", "--symbol", "BTC-USDT"],
-            "error: invalid value 'kraken' for '--exchange <EXCHANGE>'",
+            // Whole, as the user guide shows it: clap's message and its possible values, then
+            // one pointer to the help.
+            "error: invalid value 'kraken' for '--exchange <EXCHANGE>' [possible values: binance, \
+             coinbase, backpack] (see feedproxy --help)\n",
         ),
         (
             vec![
@@ -276,17 +279,6 @@ fn invalid_arguments_exit_2() {
             "{args:?}: {stderr}"
         );
     }
-    // A usage error whole, as the user guide shows it: clap's message and its possible values,
-    // then one pointer to the help.
-    let out = feedproxy(
-        &["stream", "--exchange", "kraken", "--symbol", "BTC-USDT"],
-        &[],
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim_end(),
-        "error: invalid value 'kraken' for '--exchange <EXCHANGE>' [possible values: binance, \
-         coinbase, backpack] (see feedproxy --help)"
-    );
 }
 
 #[test]

@@ -13,24 +13,23 @@
 /// A position in one message.
 pub(crate) struct Scanner<'a> {
     text: &'a str,
-    bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Scanner<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
     /// `None` if `message` is not UTF-8 (validated once here, so strings are slices of it).
     pub(crate) fn new(message: &'a [u8]) -> Option<Self> {
         let text = std::str::from_utf8(message).ok()?;
-        Some(Self {
-            text,
-            bytes: text.as_bytes(),
-            at: 0,
-        })
+        Some(Self { text, at: 0 })
     }
 
     /// Skips JSON whitespace (space, tab, line feed, carriage return).
     fn blank(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes().get(self.at) {
             self.at += 1;
         }
     }
@@ -38,7 +37,7 @@ impl<'a> Scanner<'a> {
     /// The next byte after whitespace, not consumed.
     fn peek(&mut self) -> Option<u8> {
         self.blank();
-        self.bytes.get(self.at).copied()
+        self.bytes().get(self.at).copied()
     }
 
     /// Consumes `byte` after whitespace.
@@ -49,7 +48,7 @@ impl<'a> Scanner<'a> {
     /// Consumes `word` (a literal) after whitespace.
     fn literal(&mut self, word: &[u8]) -> bool {
         self.blank();
-        let found = self.bytes[self.at..].starts_with(word);
+        let found = self.bytes()[self.at..].starts_with(word);
         if found {
             self.at += word.len();
         }
@@ -59,7 +58,7 @@ impl<'a> Scanner<'a> {
     /// Nothing but whitespace is left.
     pub(crate) fn end(mut self) -> Option<()> {
         self.blank();
-        (self.at == self.bytes.len()).then_some(())
+        (self.at == self.bytes().len()).then_some(())
     }
 
     /// A string of ASCII 0x20-0x7F without escapes.
@@ -67,7 +66,7 @@ impl<'a> Scanner<'a> {
         self.expect(b'"')?;
         let start = self.at;
         loop {
-            match *self.bytes.get(self.at)? {
+            match *self.bytes().get(self.at)? {
                 b'"' => break,
                 b'\\' => return None,
                 0x20..=0x7f => self.at += 1,
@@ -86,14 +85,14 @@ impl<'a> Scanner<'a> {
         self.blank();
         let start = self.at;
         let mut value: u64 = 0;
-        while let Some(&digit @ b'0'..=b'9') = self.bytes.get(self.at) {
+        while let Some(&digit @ b'0'..=b'9') = self.bytes().get(self.at) {
             value = value
                 .checked_mul(10)?
                 .checked_add(u64::from(digit - b'0'))?;
             self.at += 1;
         }
         let digits = self.at - start;
-        let leading_zero = digits > 1 && self.bytes[start] == b'0';
+        let leading_zero = digits > 1 && self.bytes()[start] == b'0';
         (digits > 0 && !leading_zero).then_some(value)
     }
 
@@ -115,7 +114,7 @@ impl<'a> Scanner<'a> {
             b'"' => self.string().map(drop),
             b'-' => {
                 self.at += 1;
-                if !matches!(self.bytes.get(self.at), Some(b'0'..=b'9')) {
+                if !matches!(self.bytes().get(self.at), Some(b'0'..=b'9')) {
                     return None;
                 }
                 (self.uint()? <= 1 << 63).then_some(())
