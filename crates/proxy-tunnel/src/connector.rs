@@ -208,6 +208,7 @@ impl TunnelConnector {
         timings: &mut ConnectTimings,
     ) -> Result<TunnelStream, TunnelErrorKind> {
         let url = &proxy.url;
+        refuse_before_connecting(url.scheme(), host)?;
         let mut started = Instant::now();
         let tcp = connect_tcp(url.host(), url.port())
             .await
@@ -307,9 +308,6 @@ impl TunnelConnector {
                         .find(SocketAddr::is_ipv4)
                     {
                         Some(addr) => addr.ip().to_string(),
-                        None if host.parse::<std::net::Ipv6Addr>().is_ok() => {
-                            return Err(TunnelErrorKind::Socks4Ipv6);
-                        }
                         None => {
                             return Err(TunnelErrorKind::TargetResolution(io::Error::new(
                                 io::ErrorKind::NotFound,
@@ -318,9 +316,6 @@ impl TunnelConnector {
                         }
                     }
                 } else {
-                    if host.parse::<std::net::Ipv6Addr>().is_ok() {
-                        return Err(TunnelErrorKind::Socks4Ipv6);
-                    }
                     host.to_owned()
                 };
                 let mut socks = SocksV4::new(proxy_uri, Ready::new(io)).local_dns(false);
@@ -372,6 +367,20 @@ impl TunnelConnector {
     ) -> Result<TunnelStream, TunnelErrorKind> {
         Err(TunnelErrorKind::SocksDisabled)
     }
+}
+
+/// The configuration errors that the scheme and the target show alone: raised before a
+/// connection to the proxy is opened, so a proxy is never contacted for nothing.
+fn refuse_before_connecting(scheme: ProxyScheme, host: &str) -> Result<(), TunnelErrorKind> {
+    let socks4 = matches!(scheme, ProxyScheme::Socks4 | ProxyScheme::Socks4a);
+    let socks = socks4 || matches!(scheme, ProxyScheme::Socks5 | ProxyScheme::Socks5h);
+    if socks && !cfg!(feature = "socks") {
+        return Err(TunnelErrorKind::SocksDisabled);
+    }
+    if socks4 && host.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Err(TunnelErrorKind::Socks4Ipv6);
+    }
+    Ok(())
 }
 
 /// Drives one of hyper-util's connectors (`poll_ready`, then `call`).

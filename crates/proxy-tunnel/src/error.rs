@@ -154,6 +154,7 @@ pub enum TunnelErrorKind {
     #[error("cannot resolve the target name locally: {0}")]
     TargetResolution(#[source] std::io::Error),
     /// SOCKS4 and SOCKS4a carry no IPv6 address (SOCKS4a sends a host name, not an address).
+    /// Raised for an IPv6 literal target before the proxy is connected to.
     #[error(
         "socks4 and socks4a cannot carry an IPv6 address; use socks5, or with socks4a a host name the proxy resolves"
     )]
