@@ -300,14 +300,37 @@ macro_rules! redacted_serde {
 redacted_serde!(ProxyConfig, ConnectionProxies, ProxySettings);
 
 /// The error with every quoted string (`string "..."`, as serde's `Unexpected::Str` writes it)
-/// cut to `string`.
+/// cut to `string`, and the user info cut from an unknown field's name (a proxy URL written
+/// where a key belongs: ``unknown field `***@host:1` ``).
 fn redact_error<E: serde::de::Error>(error: E) -> E {
     let text = error.to_string();
-    if text.contains("string \"") {
-        E::custom(redact_quoted_strings(&text))
+    if text.contains("string \"") || text.contains(UNKNOWN_FIELD) {
+        E::custom(redact_unknown_field(&redact_quoted_strings(&text)))
     } else {
         error
     }
+}
+
+/// How serde's `unknown_field` error starts; the name follows as written, unescaped, and ends
+/// at the last "`, expected" or "`, there are no fields".
+const UNKNOWN_FIELD: &str = "unknown field `";
+
+fn redact_unknown_field(text: &str) -> String {
+    let Some(start) = text.find(UNKNOWN_FIELD).map(|at| at + UNKNOWN_FIELD.len()) else {
+        return text.to_owned();
+    };
+    let rest = &text[start..];
+    let end = ["`, expected", "`, there are no fields"]
+        .iter()
+        .filter_map(|tail| rest.rfind(tail))
+        .max()
+        .unwrap_or(rest.len());
+    format!(
+        "{}{}{}",
+        &text[..start],
+        crate::secret::without_userinfo(rest[..end].to_owned()),
+        &rest[end..]
+    )
 }
 
 fn redact_quoted_strings(text: &str) -> String {
@@ -371,7 +394,33 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::redact_quoted_strings;
+    use super::{redact_quoted_strings, redact_unknown_field};
+
+    #[test]
+    fn user_info_is_cut_from_unknown_field_names() {
+        let cases = [
+            (
+                "unknown field `http://alice:hunter2@h:1`, expected `http` or `websocket`",
+                "unknown field `***@h:1`, expected `http` or `websocket`",
+            ),
+            (
+                "unknown field `a`, expected x@y`, expected one of `url`",
+                "unknown field `***@y`, expected one of `url`",
+            ),
+            (
+                "unknown field `u:p@h`, there are no fields",
+                "unknown field `***@h`, there are no fields",
+            ),
+            ("unknown field `u:p@h", "unknown field `***@h"),
+            (
+                "unknown field `urls`, expected `url`",
+                "unknown field `urls`, expected `url`",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(redact_unknown_field(text), expected, "{text}");
+        }
+    }
 
     #[test]
     fn quoted_strings_are_cut_from_serde_messages() {

@@ -9,7 +9,11 @@ use crate::settings::TimeoutSeconds;
 use crate::url::ProxyUrl;
 
 /// Where a setting came from, as error messages and `feedproxy check` name it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Display and Debug are safe to log: a proxy URL with credentials given as a file path
+/// (`--config http://user:pw@host:1`) or inside a variable name shows without its user info
+/// (`***@host:1`). The variants hold the path and name as given.
+#[derive(Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Origin {
     /// Not set anywhere: the built-in default.
@@ -27,10 +31,37 @@ impl fmt::Display for Origin {
         match self {
             Origin::Default => f.write_str("default"),
             Origin::Code => f.write_str("code"),
-            Origin::File(path) => write!(f, "file {}", path.display()),
-            Origin::Env(name) => f.write_str(name),
+            Origin::File(path) => write!(f, "file {}", shown_path(path)),
+            Origin::Env(name) => f.write_str(&shown_name(name)),
         }
     }
+}
+
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("Default"),
+            Origin::Code => f.write_str("Code"),
+            Origin::File(path) => f.debug_tuple("File").field(&shown_path(path)).finish(),
+            Origin::Env(name) => f.debug_tuple("Env").field(&shown_name(name)).finish(),
+        }
+    }
+}
+
+/// A file path as shown: cut like a key path when what comes before its last `@` holds a `:`
+/// (`user:password@`); a path such as `configs/proxy@prod.yaml` is kept.
+fn shown_path(path: &std::path::Path) -> String {
+    let text = path.display().to_string();
+    match text.rfind('@') {
+        Some(at) if text[..at].contains(':') => crate::secret::without_userinfo(text),
+        _ => text,
+    }
+}
+
+/// A variable name as shown: no name of ours holds an `@`, so everything up to the last one
+/// is cut.
+pub(crate) fn shown_name(name: &str) -> String {
+    crate::secret::without_userinfo(name.to_owned())
 }
 
 /// A value in a source tree.

@@ -386,6 +386,92 @@ fn serde_rejects_unknown_keys_and_duplicate_ids() {
     }
 }
 
+/// A proxy URL written where serde expects a field name: the unknown-field error names the key
+/// without its user info, at every level of the settings.
+#[test]
+fn serde_unknown_field_hides_credentials() {
+    for (json, shown) in [
+        (
+            r#"{"http://alice:hunter2@h:1":true}"#,
+            "unknown field `***@h:1`",
+        ),
+        (
+            r#"{"default":{"http://alice:hunter2@h:1":{}}}"#,
+            "unknown field `***@h:1`",
+        ),
+        (
+            r#"{"default":{"http":{"http://alice:hunter2@h:1":1}}}"#,
+            "unknown field `***@h:1`",
+        ),
+        (
+            r#"{"exchanges":{"binance":{"socks5://alice:hunter2@h:1":{}}}}"#,
+            "unknown field `***@h:1`",
+        ),
+    ] {
+        let err = serde_json::from_str::<ProxySettings>(json).expect_err(json);
+        let text = format!("{err} {err:?}");
+        assert!(text.contains(shown), "{json}: {text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("alice"),
+            "{json}: {text}"
+        );
+    }
+}
+
+/// A proxy URL with credentials in a variable name or given as the config file's path: the
+/// error's origin, the other variable it names and the spellings it quotes show no user info.
+#[test]
+fn origins_and_spellings_hide_credentials() {
+    let env_cases: [Vec<(&str, &str)>; 3] = [
+        vec![("CRYPTOFEED_PROXY_http://alice:hunter2@h:1", "x")],
+        vec![
+            (
+                "CRYPTOFEED_PROXY_EXCHANGES__A:HUNTER2@X__HTTP__URL",
+                "http://h:1",
+            ),
+            (
+                "CRYPTOFEED_PROXY_EXCHANGES__a:hunter2@x__WEBSOCKET__URL",
+                "http://h:1",
+            ),
+        ],
+        vec![
+            ("CRYPTOFEED_PROXY_DEFAULT__HTTP", "x"),
+            ("CRYPTOFEED_PROXY_DEFAULT__HTTP__alice:hunter2@h:1", "x"),
+        ],
+    ];
+    for vars in env_cases {
+        let err = Loader::new()
+            .env_vars(vars.clone())
+            .load()
+            .expect_err("invalid");
+        let text = format!("{err} {err:?} {:?}", err.origin()).to_lowercase();
+        assert!(
+            !text.contains("hunter2") && !text.contains("alice"),
+            "{vars:?}: {text}"
+        );
+    }
+    let err = Loader::new()
+        .file("http://alice:hunter2@h:1")
+        .load()
+        .expect_err("no such file type");
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("(from file ***@h:1)"), "{text}");
+    assert!(
+        !text.contains("hunter2") && !text.contains("alice"),
+        "{text}"
+    );
+    // A path whose `@` follows no `:` is no credential: shown as given.
+    let err = Loader::new()
+        .yaml_str("configs/proxy@prod.yaml", "proxy:\n  enabeld: true\n")
+        .load()
+        .expect_err("misspelt key");
+    assert!(
+        err.to_string()
+            .contains("(from file configs/proxy@prod.yaml)"),
+        "{err}"
+    );
+}
+
 #[test]
 fn exchange_ids_are_case_insensitive() {
     let id = ExchangeId::new("Binance_Futures").expect("valid");

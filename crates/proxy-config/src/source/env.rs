@@ -55,9 +55,9 @@ pub(crate) fn env_tree(vars: Vec<RawVar>) -> Result<Table, ConfigError> {
                     return Err(fail(
                         format!("exchanges.{}", segments[1]),
                         ConfigErrorKind::DuplicateExchange {
-                            first: first.clone(),
-                            second: spelled,
-                            other_source: Some(first_var.clone()),
+                            first: crate::secret::without_userinfo(first.clone()),
+                            second: crate::secret::without_userinfo(spelled),
+                            other_source: Some(crate::tree::shown_name(first_var)),
                         },
                     ));
                 }
