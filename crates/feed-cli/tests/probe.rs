@@ -285,7 +285,19 @@ async fn wrong_credentials_fail_at_the_proxy_handshake_without_echoing_them() {
 
 #[test]
 fn bad_arguments_exit_2_on_one_line() {
+    // A proxy URL pasted as the target, and a URL whose password holds an unencoded `/`: the
+    // error quotes neither password.
+    let pasted = format!("{USER}:{PASSWORD}@127.0.0.1:9");
+    let slash = format!("wss://{USER}:{PASSWORD}@127.0.0.1:9/ws");
     for (args, expected) in [
+        (
+            vec!["probe", pasted.as_str(), "--exchange", "binance"],
+            "error: URL is not a valid absolute URL: 127.0.0.1:9",
+        ),
+        (
+            vec!["probe", slash.as_str(), "--exchange", "binance"],
+            "error: URL",
+        ),
         (
             vec!["probe", "ftp://127.0.0.1/", "--exchange", "binance"],
             "error: URL must start with https://, http://, wss:// or ws://: ftp://127.0.0.1/",

@@ -2,22 +2,50 @@
 //! query of an exchange URL can carry signatures and listen keys).
 
 /// `scheme://host:port/path` of `url`, at most 256 characters. The user-info ends at the last
-/// `@` before the path, as in [`ProxyUrl`](proxy_config::ProxyUrl) parsing.
+/// `@` before the path, as in [`ProxyUrl`](proxy_config::ProxyUrl) parsing. Input that is not a
+/// URL is cut too:
+/// - with no `scheme://`, the text is read as an authority and path (`user:pw@proxy:3128`
+///   shows as `proxy:3128`);
+/// - when what comes before the first `/`, `?` or `#` is no `host[:port]` and an `@` follows
+///   (a password holding an unencoded `/`, `?` or `#`), everything up to the last `@` is cut.
 pub fn redact_url(url: &str) -> String {
-    let end = url.find(['?', '#']).unwrap_or(url.len());
-    let base = &url[..end];
-    let shown = match base.find("://") {
-        Some(scheme_end) => {
-            let rest = &base[scheme_end + 3..];
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => format!("{}{}", &base[..scheme_end + 3], &rest[at + 1..]),
-                None => base.to_owned(),
-            }
-        }
-        None => base.to_owned(),
+    let (scheme, rest) = match url.find("://") {
+        Some(at) => url.split_at(at + 3),
+        None => ("", url),
     };
-    shown.chars().take(256).collect()
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let rest = match authority.rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None if !is_host_port(authority) => rest.rfind('@').map_or(rest, |at| &rest[at + 1..]),
+        None => rest,
+    };
+    let rest = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
+    format!("{scheme}{rest}").chars().take(256).collect()
+}
+
+/// `host`, `host:port` or `[v6]:port` (the port digits only, possibly empty), or nothing.
+fn is_host_port(authority: &str) -> bool {
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((inside, after))
+                if inside
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') =>
+            {
+                match after.strip_prefix(':') {
+                    Some(port) => ("", port),
+                    None if after.is_empty() => ("", ""),
+                    None => return false,
+                }
+            }
+            _ => return false,
+        }
+    } else {
+        authority.split_once(':').unwrap_or((authority, ""))
+    };
+    host.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~' | b'%'))
+        && port.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -37,6 +65,20 @@ mod tests {
             ),
             ("wss://user:pw@host/a@b", "wss://host/a@b"),
             ("not a url?x", "not a url"),
+            (
+                "wss://stream.binance.com:9443/ws/btcusdt@trade?x=a@b",
+                "wss://stream.binance.com:9443/ws/btcusdt@trade",
+            ),
+            ("wss://[::1]:9443/ws/a@b", "wss://[::1]:9443/ws/a@b"),
+            ("https://h/path?sig=a@b", "https://h/path"),
+            // Not URLs, or a password with an unencoded `/`, `?` or `#`: cut to the last `@`.
+            ("alice:hunter2@proxy:3128", "proxy:3128"),
+            ("alice:hunter2@proxy:3128/x", "proxy:3128/x"),
+            ("wss://alice:hun/ter2@h/ws", "wss://h/ws"),
+            ("wss://alice:hun?ter2@h/ws", "wss://h/ws"),
+            ("https://alice:hun#ter2@h/", "https://h/"),
+            ("wss://alice:hun/ter2@h/ws/a@b", "wss://b"),
+            ("wss://[::1:hun/ter2@h/ws", "wss://h/ws"),
         ];
         for (input, expected) in cases {
             assert_eq!(redact_url(input), expected, "{input}");
