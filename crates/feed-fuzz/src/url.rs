@@ -200,6 +200,7 @@ fn check_user_info_independence(input: &str, parsed: &Result<ProxyUrl, UrlError>
         Ok(_)
             | Err(UrlError::EmptyUsername
                 | UrlError::Socks4Credentials(_)
+                | UrlError::Socks5CredentialTooLong(_)
                 | UrlError::CredentialsNotUtf8)
     );
     if user_info_stage {

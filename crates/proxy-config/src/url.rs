@@ -266,6 +266,10 @@ pub enum UrlError {
     /// SOCKS4 carries no password.
     #[error("{0} proxies do not support credentials")]
     Socks4Credentials(ProxyScheme),
+    /// A SOCKS5 user name or password longer than RFC 1929's 255 bytes (after
+    /// percent-decoding); `.0` says which.
+    #[error("socks5 {0} is longer than 255 bytes")]
+    Socks5CredentialTooLong(&'static str),
 }
 
 impl UrlError {
@@ -297,6 +301,10 @@ impl UrlError {
             UrlError::Socks4Credentials(_) => {
                 Some("use socks5:// or socks5h:// for user name and password authentication".to_owned())
             }
+            UrlError::Socks5CredentialTooLong(_) => Some(
+                "SOCKS5 authentication (RFC 1929) carries at most 255 bytes each of user name and password"
+                    .to_owned(),
+            ),
         }
     }
 }
@@ -354,7 +362,16 @@ fn parse(input: &str) -> Result<ProxyUrl, UrlError> {
             if matches!(scheme, ProxyScheme::Socks4 | ProxyScheme::Socks4a) {
                 return Err(UrlError::Socks4Credentials(scheme));
             }
-            (Some(decode(user)?), pass.map(decode).transpose()?)
+            let (user, pass) = (decode(user)?, pass.map(decode).transpose()?);
+            if matches!(scheme, ProxyScheme::Socks5 | ProxyScheme::Socks5h) {
+                if user.expose().len() > 255 {
+                    return Err(UrlError::Socks5CredentialTooLong("user name"));
+                }
+                if pass.as_ref().is_some_and(|p| p.expose().len() > 255) {
+                    return Err(UrlError::Socks5CredentialTooLong("password"));
+                }
+            }
+            (Some(user), pass)
         }
     };
 

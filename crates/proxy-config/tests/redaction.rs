@@ -18,6 +18,10 @@ enum Fault {
     TimeoutOutOfRange,
     UnknownKey,
     SyntaxError,
+    /// The URL written where a key belongs.
+    UrlAsKey,
+    /// A password over RFC 1929's 255 bytes: an error for socks5, loads for http.
+    LongPassword,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +44,8 @@ fn fault() -> impl Strategy<Value = Fault> {
         Just(Fault::TimeoutOutOfRange),
         Just(Fault::UnknownKey),
         Just(Fault::SyntaxError),
+        Just(Fault::UrlAsKey),
+        Just(Fault::LongPassword),
     ]
 }
 
@@ -70,6 +76,12 @@ fn url_for(scheme: &str, user: &str, password: &str, fault: Fault) -> String {
         Fault::RawSlashInPassword => {
             format!("{scheme}://{enc_user}:{password}/x@proxy.example:8080")
         }
+        Fault::LongPassword => {
+            format!(
+                "{scheme}://{enc_user}:{}@proxy.example:8080",
+                enc_pass.repeat(30)
+            )
+        }
         _ => format!("{scheme}://{enc_user}:{enc_pass}@proxy.example:8080"),
     }
 }
@@ -80,10 +92,10 @@ fn load(source: Source, exchange: &str, url: &str, fault: Fault) -> String {
     } else {
         10
     };
-    let key = if matches!(fault, Fault::UnknownKey) {
-        "adress"
-    } else {
-        "url"
+    let key = match fault {
+        Fault::UnknownKey => "adress".to_owned(),
+        Fault::UrlAsKey => url.to_owned(),
+        _ => "url".to_owned(),
     };
     let result = match source {
         Source::Env => {
@@ -92,7 +104,7 @@ fn load(source: Source, exchange: &str, url: &str, fault: Fault) -> String {
                 exchange.to_uppercase()
             );
             let mut vars = vec![
-                (format!("{prefix}{}", key.to_uppercase()), url.to_owned()),
+                (format!("{prefix}{}", env_key(&key, fault)), url.to_owned()),
                 (format!("{prefix}TIMEOUT_SECONDS"), timeout.to_string()),
             ];
             if matches!(fault, Fault::SyntaxError) {
@@ -107,7 +119,7 @@ fn load(source: Source, exchange: &str, url: &str, fault: Fault) -> String {
                 ""
             };
             let text = format!(
-                "proxy:\n  exchanges:\n    {exchange}:\n      websocket:\n        {key}: '{url}'\n        timeout_seconds: {timeout}\n{broken}\n"
+                "proxy:\n  exchanges:\n    {exchange}:\n      websocket:\n        '{key}': '{url}'\n        timeout_seconds: {timeout}\n{broken}\n"
             );
             Loader::new().yaml_str("feed.yaml", text).load_explained()
         }
@@ -118,7 +130,7 @@ fn load(source: Source, exchange: &str, url: &str, fault: Fault) -> String {
                 ""
             };
             let text = format!(
-                "[proxy.exchanges.{exchange}.websocket]\n{key} = '{url}' {broken}\ntimeout_seconds = {timeout}\n"
+                "[proxy.exchanges.{exchange}.websocket]\n'{key}' = '{url}' {broken}\ntimeout_seconds = {timeout}\n"
             );
             Loader::new().toml_str("feed.toml", text).load_explained()
         }
@@ -150,6 +162,15 @@ fn load(source: Source, exchange: &str, url: &str, fault: Fault) -> String {
     }
 }
 
+/// The variable name's last part: the key in capitals, or the URL as written.
+fn env_key(key: &str, fault: Fault) -> String {
+    if matches!(fault, Fault::UrlAsKey) {
+        key.to_owned()
+    } else {
+        key.to_uppercase()
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -171,7 +192,9 @@ proptest! {
         let core: String = password.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
         // The case did what it says: a clean setting loads, a faulty one is an error naming its source.
         let socks_off = scheme.starts_with("socks") && !cfg!(feature = "socks");
-        if matches!(fault, Fault::None) && !socks_off {
+        let loads = matches!(fault, Fault::None)
+            || (matches!(fault, Fault::LongPassword) && scheme.starts_with("http"));
+        if loads && !socks_off {
             prop_assert!(output.contains("proxy.example:8080"), "should load: {output}");
         } else {
             prop_assert!(output.contains("(from "), "should be an error: {output}");
@@ -179,6 +202,11 @@ proptest! {
         prop_assert!(!output.contains(&password), "password leaked: {output}");
         prop_assert!(!output.contains(&encoded), "encoded password leaked: {output}");
         prop_assert!(!output.contains(&core), "password leaked: {output}");
+        // Keys and variable names are read in lower case: a leak there is the core lowered.
+        prop_assert!(
+            !output.to_lowercase().contains(&core.to_lowercase()),
+            "password leaked in lower case: {output}"
+        );
         prop_assert!(!output.contains(&format!("{user}:")), "user name leaked: {output}");
     }
 }

@@ -370,3 +370,44 @@ fn debug_redacts_credentials() {
         "\"http://host:8080\""
     );
 }
+
+/// RFC 1929 carries at most 255 bytes of user name and of password, counted after
+/// percent-decoding; http proxies have no such limit.
+#[cfg(feature = "socks")]
+#[test]
+fn socks5_credentials_longer_than_255_bytes_are_rejected() {
+    let long = "p".repeat(256);
+    let encoded_255 = "%70".repeat(255);
+    let encoded_256 = "%70".repeat(256);
+    for (url, expected) in [
+        (
+            format!("socks5://{long}:pw@gw:1080"),
+            Some("socks5 user name is longer than 255 bytes"),
+        ),
+        (
+            format!("socks5h://user:{long}@gw:1080"),
+            Some("socks5 password is longer than 255 bytes"),
+        ),
+        (
+            format!("socks5h://user:{encoded_256}@gw:1080"),
+            Some("socks5 password is longer than 255 bytes"),
+        ),
+        (
+            format!("socks5h://{}:{}@gw:1080", &long[..255], &long[..255]),
+            None,
+        ),
+        (format!("socks5h://user:{encoded_255}@gw:1080"), None),
+        (format!("http://user:{long}{long}@proxy:8080"), None),
+    ] {
+        match (url.parse::<ProxyUrl>(), expected) {
+            (Err(err), Some(expected)) => {
+                let message = format!("{err}; {}", err.hint().unwrap_or_default());
+                assert!(message.starts_with(expected), "{message}");
+                assert!(message.contains("RFC 1929"), "{message}");
+                assert!(!message.contains("pppp"), "{message}");
+            }
+            (Ok(_), None) => {}
+            (result, expected) => panic!("{}: {result:?}, expected {expected:?}", &url[..20]),
+        }
+    }
+}

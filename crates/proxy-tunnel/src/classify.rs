@@ -93,7 +93,8 @@ pub(crate) fn socks5_failure(answer: &[u8], sent_credentials: bool) -> Verdict {
         (0xFF, false) => return Verdict::AuthRequired,
         (0xFF, true) => return Verdict::AuthRejected,
         (0x02, false) => return Verdict::AuthRequired,
-        (0x00, _) | (0x02, true) => {}
+        // With credentials only user/password (0x02) is offered: "no auth" was not.
+        (0x00, false) | (0x02, true) => {}
         _ => return Verdict::Protocol(ProtocolViolation::UnexpectedSocksMethod),
     }
     rest = after;
@@ -330,6 +331,17 @@ mod tests {
             (
                 b"\x05\x07",
                 false,
+                Verdict::Protocol(ProtocolViolation::UnexpectedSocksMethod),
+            ),
+            // Credentials offer user/password only: "no auth" is a method not offered.
+            (
+                b"\x05\x00",
+                true,
+                Verdict::Protocol(ProtocolViolation::UnexpectedSocksMethod),
+            ),
+            (
+                b"\x05\x00\x05\x00\x00\x01\x7f\0\0\x01\x01\xbb",
+                true,
                 Verdict::Protocol(ProtocolViolation::UnexpectedSocksMethod),
             ),
         ];

@@ -11,7 +11,7 @@ use base64::Engine;
 use http::{HeaderValue, Uri};
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::rt::TokioIo;
-use proxy_config::{ProxyConfig, ProxyHost, ProxyScheme};
+use proxy_config::{ProxyConfig, ProxyHost, ProxyScheme, ProxyUrl};
 use proxy_resolve::{Route, Transport};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
@@ -208,7 +208,7 @@ impl TunnelConnector {
         timings: &mut ConnectTimings,
     ) -> Result<TunnelStream, TunnelErrorKind> {
         let url = &proxy.url;
-        refuse_before_connecting(url.scheme(), host)?;
+        refuse_before_connecting(url, host)?;
         let mut started = Instant::now();
         let tcp = connect_tcp(url.host(), url.port())
             .await
@@ -338,6 +338,7 @@ impl TunnelConnector {
                 } else {
                     host.to_owned()
                 };
+                socks5_fits(url, &target_host)?;
                 let mut socks = SocksV5::new(proxy_uri, Ready::new(io))
                     .local_dns(false)
                     .send_optimistically(self.inner.socks5_optimistic);
@@ -371,16 +372,44 @@ impl TunnelConnector {
 
 /// The configuration errors that the scheme and the target show alone: raised before a
 /// connection to the proxy is opened, so a proxy is never contacted for nothing.
-fn refuse_before_connecting(scheme: ProxyScheme, host: &str) -> Result<(), TunnelErrorKind> {
+fn refuse_before_connecting(url: &ProxyUrl, host: &str) -> Result<(), TunnelErrorKind> {
+    let scheme = url.scheme();
     let socks4 = matches!(scheme, ProxyScheme::Socks4 | ProxyScheme::Socks4a);
-    let socks = socks4 || matches!(scheme, ProxyScheme::Socks5 | ProxyScheme::Socks5h);
-    if socks && !cfg!(feature = "socks") {
+    let socks5 = matches!(scheme, ProxyScheme::Socks5 | ProxyScheme::Socks5h);
+    if (socks4 || socks5) && !cfg!(feature = "socks") {
         return Err(TunnelErrorKind::SocksDisabled);
     }
     if socks4 && host.parse::<std::net::Ipv6Addr>().is_ok() {
         return Err(TunnelErrorKind::Socks4Ipv6);
     }
+    // socks5 sends the address it resolves: known here only for an IP literal.
+    if scheme == ProxyScheme::Socks5h || (socks5 && host.parse::<IpAddr>().is_ok()) {
+        socks5_fits(url, host)?;
+    }
     Ok(())
+}
+
+/// hyper-util's SOCKS5 client writes the greeting (3 bytes), the RFC 1929 request (3 bytes, the
+/// user name and the password) and the connect request (3 bytes and the address) into one
+/// buffer of this size, and fails with a bare "serialize" error past it.
+const SOCKS5_SEND_BUFFER: usize = 262;
+
+/// Whether the credentials of `url` and the address for `target_host` (an IP address as sent,
+/// or a name for the proxy to resolve) fit one SOCKS5 handshake.
+fn socks5_fits(url: &ProxyUrl, target_host: &str) -> Result<(), TunnelErrorKind> {
+    let auth = url.username().map_or(0, |user| {
+        3 + user.expose().len() + url.password().map_or(0, |p| p.expose().len())
+    });
+    let address = match target_host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) => 1 + 4 + 2,
+        Ok(IpAddr::V6(_)) => 1 + 16 + 2,
+        Err(_) => 1 + 1 + target_host.len() + 2,
+    };
+    if 3 + auth + 3 + address > SOCKS5_SEND_BUFFER {
+        Err(TunnelErrorKind::Socks5RequestTooLong)
+    } else {
+        Ok(())
+    }
 }
 
 /// Drives one of hyper-util's connectors (`poll_ready`, then `call`).

@@ -159,6 +159,13 @@ pub enum TunnelErrorKind {
         "socks4 and socks4a cannot carry an IPv6 address; use socks5, or with socks4a a host name the proxy resolves"
     )]
     Socks4Ipv6,
+    /// The SOCKS5 user name, password and target address do not fit one handshake: together
+    /// more than 253 bytes (the SOCKS client writes all three into one 262-byte buffer; RFC 1929
+    /// alone allows 255 bytes each of user name and password). Raised before any byte is sent.
+    #[error(
+        "the socks5 user name, password and target address are too long together (more than 253 bytes); shorten the credentials, or with socks5h a long target name"
+    )]
+    Socks5RequestTooLong,
     /// A SOCKS route in a build without the `socks` feature.
     #[error("socks proxies need the `socks` feature, which this build does not enable")]
     SocksDisabled,
@@ -178,7 +185,9 @@ impl TunnelErrorKind {
             TunnelErrorKind::TargetResolution(_)
             | TunnelErrorKind::DirectUnreachable(_)
             | TunnelErrorKind::DirectTimeout(_) => Party::Network,
-            TunnelErrorKind::Socks4Ipv6 | TunnelErrorKind::SocksDisabled => Party::Configuration,
+            TunnelErrorKind::Socks4Ipv6
+            | TunnelErrorKind::Socks5RequestTooLong
+            | TunnelErrorKind::SocksDisabled => Party::Configuration,
             _ => Party::Proxy,
         }
     }

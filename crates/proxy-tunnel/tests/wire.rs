@@ -333,6 +333,77 @@ async fn socks4_refuses_an_ipv6_target_before_connecting() {
     }
 }
 
+/// hyper-util's SOCKS5 client writes the whole handshake into one 262-byte buffer: user name,
+/// password and address take at most 253 bytes together. At the limit the tunnel works (normal
+/// and optimistic); one byte past it is a configuration error before anything is sent, instead
+/// of a proxy "closed in the middle of its answer".
+#[cfg(feature = "socks")]
+#[tokio::test]
+async fn socks5_credentials_at_and_past_the_handshake_limit() {
+    let t = target().await;
+    // An IPv4 target takes 7 bytes: 1 + 245 + 7 = 253.
+    for (password_len, fits) in [(245, true), (246, false)] {
+        let password = "p".repeat(password_len);
+        let mut proxy = SocksProxy::start(SocksOptions::new().user_pass("u", &password))
+            .await
+            .expect("socks proxy");
+        for scheme in ["socks5", "socks5h"] {
+            for optimistic in [false, true] {
+                let c = connector(route(&proxy.url_with_credentials(scheme), 5), &t.ca)
+                    .with_socks5_optimistic(optimistic);
+                let result = get_through(&c, &t, "127.0.0.1").await;
+                let case = format!("{scheme} optimistic {optimistic}, password {password_len}");
+                match (result, fits) {
+                    (Ok(status), true) => assert!(status.contains("200"), "{case}: {status}"),
+                    (Err(err), false) => {
+                        assert!(
+                            matches!(err.kind(), TunnelErrorKind::Socks5RequestTooLong),
+                            "{case}: {err}"
+                        );
+                        assert_eq!(err.party(), Party::Configuration, "{case}");
+                        assert!(!err.to_string().contains("ppp"), "{case}: {err}");
+                    }
+                    (result, _) => panic!("{case}: {result:?}"),
+                }
+            }
+        }
+        if !fits {
+            assert!(
+                proxy.connections().is_empty(),
+                "a connection too long to send was opened: {:?}",
+                proxy.connections()
+            );
+        }
+        proxy.shutdown().await;
+    }
+
+    // No credentials, socks5h: a 253-byte target name is one byte too long, found before the
+    // proxy is connected to.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let name = format!(
+        "{}.{}.{}.{}",
+        "a".repeat(63),
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(61)
+    );
+    assert_eq!(name.len(), 253);
+    let err = connector(route(&format!("socks5h://127.0.0.1:{port}"), 5), &t.ca)
+        .connect(&name, 443)
+        .await
+        .expect_err("too long");
+    assert!(
+        matches!(err.kind(), TunnelErrorKind::Socks5RequestTooLong),
+        "{err}"
+    );
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the connector connected to the proxy: {other:?}"),
+    }
+}
+
 /// Each fault gives its own typed error, naming exchange, transport, proxy and target.
 #[tokio::test]
 async fn connect_proxy_faults() {
