@@ -233,6 +233,9 @@ const READ_BUFFER: usize = 8192;
 
 /// Room made in the read buffer before a socket read.
 const READ_MIN: usize = 4096;
+/// The most the read buffer grows for bytes a frame header announced but that have not
+/// arrived (the header is the server's word; the bytes are what it costs).
+const RESERVE_AHEAD: usize = 1 << 20;
 
 /// TLS to the exchange (`wss://`) over the tunnel, then the upgrade, checked.
 async fn open(
@@ -399,19 +402,26 @@ impl WsStream {
     /// idle timeout of the frame being waited for.
     async fn fill(&mut self, want: usize) -> Result<(), WsError> {
         // Room for the whole frame, reserved once (a big frame is not grown again near its end),
-        // and at least READ_MIN free for a read of small frames.
-        let need = want.saturating_sub(self.buf.len());
+        // and at least READ_MIN free for a read of small frames. A frame's header alone makes
+        // room for at most RESERVE_AHEAD bytes that have not arrived: past that, the buffer
+        // grows as the payload comes.
+        let need = want.saturating_sub(self.buf.len()).min(RESERVE_AHEAD);
         let spare = self.buf.capacity() - self.buf.len();
         if spare < need {
             self.buf.reserve(need + READ_MIN);
         } else if spare < READ_MIN && self.buf.len() < READ_MIN {
             self.buf.reserve(READ_MIN);
         }
-        let read = match self.idle_timeout {
-            Some(limit) => {
-                let deadline = *self
-                    .idle_deadline
-                    .get_or_insert_with(|| tokio::time::Instant::now() + limit);
+        // An idle timeout too long for the clock (`Duration::MAX`) is no deadline.
+        let deadline = match (self.idle_timeout, self.idle_deadline) {
+            (Some(limit), Some(deadline)) => Some((limit, deadline)),
+            (Some(limit), None) => tokio::time::Instant::now()
+                .checked_add(limit)
+                .map(|deadline| (limit, *self.idle_deadline.insert(deadline))),
+            (None, _) => None,
+        };
+        let read = match deadline {
+            Some((limit, deadline)) => {
                 match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
                     Ok(read) => read,
                     Err(_) => {
@@ -597,10 +607,12 @@ struct Target {
 
 impl Target {
     fn parse(url: &str) -> Option<Self> {
-        let (secure, rest) = if let Some(rest) = url.strip_prefix("wss://") {
-            (true, rest)
-        } else if let Some(rest) = url.strip_prefix("ws://") {
-            (false, rest)
+        // Schemes are case-insensitive (RFC 3986 3.1): `WSS://` is `wss://`.
+        let (scheme, rest) = url.split_once("://")?;
+        let secure = if scheme.eq_ignore_ascii_case("wss") {
+            true
+        } else if scheme.eq_ignore_ascii_case("ws") {
+            false
         } else {
             return None;
         };

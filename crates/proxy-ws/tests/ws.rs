@@ -688,6 +688,57 @@ async fn a_read_after_an_idle_timeout_waits_a_whole_limit() {
     assert_eq!(message, Some(Message::Text("late".into())));
 }
 
+/// Limits too large to mean anything are no limit, not a panic: an idle timeout of
+/// `Duration::MAX` (past the clock's end) reads the message (and `WSS://` connects); with no message size limit, a
+/// header announcing 2^62 bytes reserves what the bytes would cost, not what the header says
+/// (it waits for them, here until a 1 s idle timeout).
+#[tokio::test]
+async fn huge_limits_are_no_limit_not_a_panic() {
+    let ca = TestCa::new();
+    let script = vec![ServerMessage::Raw(frame(true, TEXT, b"hello"))];
+    let server = WssServer::start(&ca, WssOptions::new().messages(script))
+        .await
+        .expect("wss");
+    let client = WsOptions {
+        idle_timeout: Some(Duration::MAX),
+        ..options(&ca)
+    };
+    let mut ws = connect(&server.url("/"), Route::Direct, "binance", &client)
+        .await
+        .expect("connect");
+    let message = tokio::time::timeout(DEADLINE, ws.next_message())
+        .await
+        .expect("in time")
+        .expect("the message");
+    assert_eq!(message, Some(Message::Text("hello".into())));
+    // The scheme is case-insensitive.
+    let upper = server.url("/").replacen("wss://", "WSS://", 1);
+    connect(&upper, Route::Direct, "binance", &client)
+        .await
+        .expect("WSS:// connects");
+
+    let header = vec![0x82, 127, 0x40, 0, 0, 0, 0, 0, 0, 0];
+    let server = WssServer::start(
+        &ca,
+        WssOptions::new().messages(vec![ServerMessage::Raw(header)]),
+    )
+    .await
+    .expect("wss");
+    let client = WsOptions {
+        idle_timeout: Some(Duration::from_secs(1)),
+        max_message_size: usize::MAX,
+        ..options(&ca)
+    };
+    let mut ws = connect(&server.url("/"), Route::Direct, "binance", &client)
+        .await
+        .expect("connect");
+    let err = tokio::time::timeout(DEADLINE, ws.next_message())
+        .await
+        .expect("in time")
+        .expect_err("idle");
+    assert!(matches!(err.kind(), WsErrorKind::IdleTimeout(_)), "{err}");
+}
+
 #[tokio::test]
 async fn idle_timeout_fires() {
     let ca = TestCa::new();
