@@ -1,6 +1,8 @@
 //! `HttpClient`: GET/POST/DELETE with headers, query and body over one route, pooled, with a
 //! per-request timeout and a response size cap.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,9 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use proxy_resolve::{Route, Transport};
 use proxy_tunnel::{TlsOptions, TlsOptionsError, TunnelConnector, TunnelError, redact_url};
 
-use std::sync::Arc;
-
-use crate::connector::{ConnectError, ExchangeConnector, SharedConnectError};
+use crate::connector::{ConnectError, ExchangeConnector, SharedConnectError, with_connect_flag};
 
 /// How an [`HttpClient`] behaves.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ pub struct HttpOptions {
     pub timeout: Duration,
     /// The largest response body accepted.
     pub max_body_bytes: usize,
-    /// How long an idle pooled connection is kept.
+    /// How long an idle pooled connection is kept (more than a century: forever).
     pub pool_idle_timeout: Duration,
     /// Bound on direct TCP connects.
     pub direct_timeout: Duration,
@@ -41,6 +41,9 @@ impl Default for HttpOptions {
         }
     }
 }
+
+/// The longest pool idle timeout taken as given; a longer one keeps idle connections forever.
+const LONGEST_POOL_IDLE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// A pooled HTTP/1.1 client for one exchange's REST connections along one route.
 ///
@@ -69,8 +72,12 @@ impl HttpClient {
         let tunnel = TunnelConnector::new(route.clone(), exchange, Transport::Http)
             .with_proxy_tls(proxy_tls)
             .with_direct_timeout(options.direct_timeout);
+        // Longer than a century is never: hyper-util adds the timeout to an Instant, which
+        // panics past the clock's end (`Duration::MAX`).
+        let idle =
+            (options.pool_idle_timeout <= LONGEST_POOL_IDLE).then_some(options.pool_idle_timeout);
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(options.pool_idle_timeout)
+            .pool_idle_timeout(idle)
             .pool_timer(TokioTimer::new())
             .build(ExchangeConnector::new(tunnel, tls));
         Ok(Self {
@@ -85,6 +92,14 @@ impl HttpClient {
     /// The route this client takes.
     pub fn route(&self) -> &Route {
         &self.route
+    }
+
+    /// The proxy as errors name it (`scheme://host:port`, no credentials), or `None` when direct.
+    fn proxy_label(&self) -> Option<String> {
+        match &self.route {
+            Route::Proxy(proxy) => Some(proxy.url.to_string()),
+            Route::Direct => None,
+        }
     }
 
     /// A GET request.
@@ -238,8 +253,18 @@ impl RequestBuilder<'_> {
                 body: body.to_bytes(),
             })
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
+        let connecting = Arc::new(AtomicBool::new(false));
+        let request = with_connect_flag(Arc::clone(&connecting), exchange);
+        match tokio::time::timeout(self.timeout, request).await {
             Ok(result) => result.map_err(context),
+            // The request's time ran out while its connection was still being opened: the
+            // route's own bound (the proxy's timeout_seconds, or the direct timeout) was longer.
+            Err(_) if connecting.load(Ordering::Relaxed) => {
+                Err(context(HttpErrorKind::ConnectTimeout {
+                    after: self.timeout,
+                    proxy: client.proxy_label(),
+                }))
+            }
             Err(_) => Err(context(HttpErrorKind::Timeout(self.timeout))),
         }
     }
@@ -332,6 +357,20 @@ pub enum HttpErrorKind {
     /// The request did not complete in time.
     #[error("request timed out after {}s", .0.as_secs_f64())]
     Timeout(Duration),
+    /// The request's timeout ran out while its connection was still being opened (TCP, the
+    /// proxy handshake, or TLS to the exchange): the request timeout is shorter than the
+    /// route's own bound (the proxy's `timeout_seconds`, or the direct timeout).
+    #[error(
+        "request timed out after {}s while still connecting {}",
+        .after.as_secs_f64(),
+        .proxy.as_ref().map_or_else(|| "directly to the exchange".to_owned(), |p| format!("through proxy {p}"))
+    )]
+    ConnectTimeout {
+        /// The request timeout.
+        after: Duration,
+        /// The proxy (`scheme://host:port`, no credentials), or `None` when direct.
+        proxy: Option<String>,
+    },
 }
 
 impl HttpErrorKind {

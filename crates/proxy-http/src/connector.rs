@@ -5,6 +5,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use http::Uri;
@@ -130,12 +131,33 @@ impl tower_service::Service<Uri> for ExchangeConnector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let this = self.clone();
+        // hyper-util starts a connect while polling the request that needs it: the request's
+        // flag (see `with_connect_flag`) says whether its time ran out in the connect.
+        let flag = CONNECTING.try_with(Arc::clone).ok();
         Box::pin(async move {
-            this.connect(uri)
-                .await
-                .map_err(|e| SharedConnectError(Arc::new(e)))
+            // Up until the connect ends: a connect cut off by the request's timeout leaves it up.
+            if let Some(flag) = &flag {
+                flag.store(true, Ordering::Relaxed);
+            }
+            let result = this.connect(uri).await;
+            if let Some(flag) = &flag {
+                flag.store(false, Ordering::Relaxed);
+            }
+            result.map_err(|e| SharedConnectError(Arc::new(e)))
         })
     }
+}
+
+tokio::task_local! {
+    /// Set while one request is polled: true from the start of a connect it started to the
+    /// connect's end.
+    static CONNECTING: Arc<AtomicBool>;
+}
+
+/// Runs `request` with a flag that is true from the start of a connect the request started to
+/// its end (and stays true when the request is dropped in the middle of it).
+pub(crate) async fn with_connect_flag<F: Future>(flag: Arc<AtomicBool>, request: F) -> F::Output {
+    CONNECTING.scope(flag, request).await
 }
 
 impl ExchangeConnector {

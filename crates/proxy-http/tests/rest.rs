@@ -285,6 +285,134 @@ async fn request_timeout_fires() {
     );
 }
 
+/// A listener that accepts and never answers; returns its port.
+async fn silent_listener() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    port
+}
+
+/// A request timeout shorter than the route's own bound ends in the connect: the error says
+/// so and names the proxy (or says direct), instead of a bare "request timed out".
+#[tokio::test]
+async fn a_request_timeout_in_the_connect_names_the_proxy() {
+    // A silent proxy with timeout_seconds 5, a request timeout of 1 s.
+    let port = silent_listener().await;
+    let route = proxy_route(&format!("http://{USER}:{PASSWORD}@127.0.0.1:{port}"), 5);
+    let client = HttpClient::new(route, "binance", HttpOptions::default()).expect("client");
+    let started = Instant::now();
+    let err = client
+        .get("https://localhost:9/api")
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await
+        .expect_err("silent proxy");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    match err.kind() {
+        Some(HttpErrorKind::ConnectTimeout { after, proxy }) => {
+            assert_eq!(*after, Duration::from_secs(1));
+            assert_eq!(
+                proxy.as_deref(),
+                Some(format!("http://127.0.0.1:{port}").as_str())
+            );
+        }
+        other => panic!("{other:?}: {err}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "GET https://localhost:9/api: request timed out after 1s while still connecting through proxy http://127.0.0.1:{port} (exchange binance)"
+        )
+    );
+    assert!(!format!("{err} {err:?}").contains(PASSWORD));
+
+    // Direct to a server that accepts TCP and never speaks TLS: the TLS handshake is part of
+    // the connect.
+    let port = silent_listener().await;
+    let client = HttpClient::new(Route::Direct, "binance", HttpOptions::default()).expect("client");
+    let err = client
+        .get(&format!("https://127.0.0.1:{port}/"))
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await
+        .expect_err("silent server");
+    assert!(
+        matches!(
+            err.kind(),
+            Some(HttpErrorKind::ConnectTimeout { proxy: None, .. })
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("while still connecting directly to the exchange"),
+        "{err}"
+    );
+}
+
+/// A pool idle timeout past the clock's end keeps idle connections, and panics nowhere (hyper-util
+/// adds it to an Instant in its idle-eviction task).
+#[tokio::test]
+async fn a_pool_idle_timeout_of_duration_max_is_forever() {
+    let panicked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = Arc::clone(&panicked);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info
+            .to_string()
+            .contains("overflow when adding duration to instant")
+        {
+            seen.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        previous(info);
+    }));
+    let e = exchange().await;
+    let client = HttpClient::new(
+        Route::Direct,
+        "binance",
+        HttpOptions {
+            pool_idle_timeout: Duration::MAX,
+            ..options(&e.ca)
+        },
+    )
+    .expect("client");
+    for _ in 0..2 {
+        let response = client
+            .get(&format!("{}/api/v3/exchangeInfo", base(&e)))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status, StatusCode::OK);
+    }
+    // The idle-eviction task runs on its own: give it its first turns.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !panicked.load(std::sync::atomic::Ordering::SeqCst),
+        "a task panicked"
+    );
+    let connections: Vec<u64> = e.server.requests().iter().map(|r| r.connection).collect();
+    assert_eq!(
+        connections,
+        [1, 1],
+        "the second GET reused the pooled connection"
+    );
+}
+
 #[tokio::test]
 async fn untrusted_exchange_certificate_fails_without_fallback() {
     let e = exchange().await;
