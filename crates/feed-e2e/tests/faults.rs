@@ -1066,11 +1066,15 @@ async fn cases(ca: &TestCa) -> Vec<Case> {
         let relay = Relay::connect(ProxyOptions::new().fault(ConnectFault::Stall)).await;
         let url = relay.url();
         let target = Target::start(over, ca, HandshakeFault::None, &["localhost"]).await;
-        // REST: the request timeout bounds it (section 10); WebSocket: `timeout_seconds` bounds
-        // TLS and the upgrade after the tunnel (section 14, `HandshakeTimeout`).
+        // REST: the request timeout bounds it (section 10), and TLS to the exchange is part of
+        // the connect, so it names the proxy; WebSocket: `timeout_seconds` bounds TLS and the
+        // upgrade after the tunnel (section 14, `HandshakeTimeout`).
         let stalled = match over {
             Over::Rest => {
-                let expect = after_tunnel("Http/Timeout(1s)", "request timed out after 1s");
+                let expect = after_tunnel(
+                    "Http/ConnectTimeout",
+                    "request timed out after 1s while still connecting through proxy http://127.0.0.1:",
+                );
                 let mut stalled = case(
                     "half-open tunnel",
                     over,
