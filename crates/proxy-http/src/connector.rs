@@ -134,17 +134,47 @@ impl tower_service::Service<Uri> for ExchangeConnector {
         // hyper-util starts a connect while polling the request that needs it: the request's
         // flag (see `with_connect_flag`) says whether its time ran out in the connect.
         let flag = CONNECTING.try_with(Arc::clone).ok();
-        Box::pin(async move {
-            // Up until the connect ends: a connect cut off by the request's timeout leaves it up.
-            if let Some(flag) = &flag {
-                flag.store(true, Ordering::Relaxed);
-            }
-            let result = this.connect(uri).await;
-            if let Some(flag) = &flag {
-                flag.store(false, Ordering::Relaxed);
-            }
-            result.map_err(|e| SharedConnectError(Arc::new(e)))
+        let connect = Box::pin(async move {
+            this.connect(uri)
+                .await
+                .map_err(|e| SharedConnectError(Arc::new(e)))
+        });
+        Box::pin(Flagged {
+            inner: connect,
+            flag,
         })
+    }
+}
+
+/// A connect that holds its request's flag up from its first poll to its end, and lets go when
+/// it is polled outside that request (hyper-util finishes a connect in the background when the
+/// request took a pooled connection instead). Dropped in the middle, it leaves the flag up:
+/// the request's time ran out in the connect.
+struct Flagged<F> {
+    inner: F,
+    flag: Option<Arc<AtomicBool>>,
+}
+
+impl<F: Future + Unpin> Future for Flagged<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        if let Some(flag) = &self.flag {
+            let in_its_request = CONNECTING
+                .try_with(|current| Arc::ptr_eq(current, flag))
+                .unwrap_or(false);
+            flag.store(in_its_request, Ordering::Relaxed);
+            if !in_its_request {
+                self.flag = None;
+            }
+        }
+        let result = Pin::new(&mut self.inner).poll(cx);
+        if result.is_ready()
+            && let Some(flag) = self.flag.take()
+        {
+            flag.store(false, Ordering::Relaxed);
+        }
+        result
     }
 }
 

@@ -338,7 +338,7 @@ impl TunnelConnector {
                 } else {
                     host.to_owned()
                 };
-                socks5_fits(url, &target_host)?;
+                socks5_fits(url, socks5_address_len(&target_host))?;
                 let mut socks = SocksV5::new(proxy_uri, Ready::new(io))
                     .local_dns(false)
                     .send_optimistically(self.inner.socks5_optimistic);
@@ -371,7 +371,8 @@ impl TunnelConnector {
 }
 
 /// The configuration errors that the scheme and the target show alone: raised before a
-/// connection to the proxy is opened, so a proxy is never contacted for nothing.
+/// connection to the proxy is opened, so a proxy is never contacted for nothing (socks5's
+/// address, known after its lookup, is checked again then).
 fn refuse_before_connecting(url: &ProxyUrl, host: &str) -> Result<(), TunnelErrorKind> {
     let scheme = url.scheme();
     let socks4 = matches!(scheme, ProxyScheme::Socks4 | ProxyScheme::Socks4a);
@@ -382,9 +383,12 @@ fn refuse_before_connecting(url: &ProxyUrl, host: &str) -> Result<(), TunnelErro
     if socks4 && host.parse::<std::net::Ipv6Addr>().is_ok() {
         return Err(TunnelErrorKind::Socks4Ipv6);
     }
-    // socks5 sends the address it resolves: known here only for an IP literal.
     if scheme == ProxyScheme::Socks5h || (socks5 && host.parse::<IpAddr>().is_ok()) {
-        socks5_fits(url, host)?;
+        socks5_fits(url, socks5_address_len(host))?;
+    } else if socks5 {
+        // socks5 sends the address it resolves, known after the lookup: here, the credentials
+        // must fit with the shortest (IPv4); the lookup's address is checked again.
+        socks5_fits(url, SOCKS5_IPV4_LEN)?;
     }
     Ok(())
 }
@@ -394,17 +398,25 @@ fn refuse_before_connecting(url: &ProxyUrl, host: &str) -> Result<(), TunnelErro
 /// buffer of this size, and fails with a bare "serialize" error past it.
 const SOCKS5_SEND_BUFFER: usize = 262;
 
-/// Whether the credentials of `url` and the address for `target_host` (an IP address as sent,
-/// or a name for the proxy to resolve) fit one SOCKS5 handshake.
-fn socks5_fits(url: &ProxyUrl, target_host: &str) -> Result<(), TunnelErrorKind> {
+/// An IPv4 address in a SOCKS5 request: type, 4 bytes, port.
+const SOCKS5_IPV4_LEN: usize = 1 + 4 + 2;
+
+/// The SOCKS5 request's address for `target_host`: an IP address as sent, or a name for the
+/// proxy to resolve (type, length, name, port).
+fn socks5_address_len(target_host: &str) -> usize {
+    match target_host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) => SOCKS5_IPV4_LEN,
+        Ok(IpAddr::V6(_)) => 1 + 16 + 2,
+        Err(_) => 1 + 1 + target_host.len() + 2,
+    }
+}
+
+/// Whether the credentials of `url` and an address of `address` bytes fit one SOCKS5
+/// handshake.
+fn socks5_fits(url: &ProxyUrl, address: usize) -> Result<(), TunnelErrorKind> {
     let auth = url.username().map_or(0, |user| {
         3 + user.expose().len() + url.password().map_or(0, |p| p.expose().len())
     });
-    let address = match target_host.parse::<IpAddr>() {
-        Ok(IpAddr::V4(_)) => 1 + 4 + 2,
-        Ok(IpAddr::V6(_)) => 1 + 16 + 2,
-        Err(_) => 1 + 1 + target_host.len() + 2,
-    };
     if 3 + auth + 3 + address > SOCKS5_SEND_BUFFER {
         Err(TunnelErrorKind::Socks5RequestTooLong)
     } else {

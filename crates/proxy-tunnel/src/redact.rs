@@ -1,26 +1,35 @@
 //! `redact_url`: a URL as error messages show it, without user-info, query or fragment (the
 //! query of an exchange URL can carry signatures and listen keys).
 
-/// `scheme://host:port/path` of `url`, at most 256 characters. The user-info ends at the last
-/// `@` before the path, as in [`ProxyUrl`](proxy_config::ProxyUrl) parsing. Input that is not a
-/// URL is cut too:
-/// - with no `scheme://`, the text is read as an authority and path (`user:pw@proxy:3128`
-///   shows as `proxy:3128`);
-/// - when what comes before the first `/`, `?` or `#` is no `host[:port]` and an `@` follows
-///   (a password holding an unencoded `/`, `?` or `#`), everything up to the last `@` is cut.
+/// `scheme://host:port/path` of `url`, at most 256 characters, without user info, query or
+/// fragment. A target URL with user info is invalid anyway, so any doubt cuts more:
+/// - when what comes before the first `/`, `?` or `#` holds an `@`, or is no `host[:port]`
+///   (a password holding an unencoded `@`, `/`, `?` or `#`), everything up to the last `@` is
+///   cut, wherever it is (`wss://u:p@ss/w@h/ws/a@b` shows as `wss://b`);
+/// - with no `scheme://` at the start, the text is read as an authority and path
+///   (`user:pw@proxy:3128` shows as `proxy:3128`).
+///
+/// A valid URL keeps its path, `@`s included (`wss://stream.binance.com:9443/ws/btcusdt@trade`).
 pub fn redact_url(url: &str) -> String {
     let (scheme, rest) = match url.find("://") {
-        Some(at) => url.split_at(at + 3),
-        None => ("", url),
+        Some(at) if is_scheme(&url[..at]) => url.split_at(at + 3),
+        _ => ("", url),
     };
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let rest = match authority.rfind('@') {
-        Some(at) => &rest[at + 1..],
-        None if !is_host_port(authority) => rest.rfind('@').map_or(rest, |at| &rest[at + 1..]),
-        None => rest,
+    let rest = if authority.contains('@') || !is_host_port(authority) {
+        rest.rfind('@').map_or(rest, |at| &rest[at + 1..])
+    } else {
+        rest
     };
     let rest = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
     format!("{scheme}{rest}").chars().take(256).collect()
+}
+
+/// RFC 3986's `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`.
+fn is_scheme(text: &str) -> bool {
+    let mut bytes = text.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 /// `host`, `host:port` or `[v6]:port` (the port digits only, possibly empty), or nothing.
@@ -63,7 +72,11 @@ mod tests {
                 "wss://user:p@ss@stream.example:9443/ws#frag",
                 "wss://stream.example:9443/ws",
             ),
-            ("wss://user:pw@host/a@b", "wss://host/a@b"),
+            // User info makes the URL invalid: cut to the last `@`, path included.
+            ("wss://user:pw@host/a@b", "wss://b"),
+            ("wss://user:pw@host/ws", "wss://host/ws"),
+            ("WSS://user:pw@host/ws", "WSS://host/ws"),
+            ("wss://user@host:1/ws", "wss://host:1/ws"),
             ("not a url?x", "not a url"),
             (
                 "wss://stream.binance.com:9443/ws/btcusdt@trade?x=a@b",
@@ -79,6 +92,12 @@ mod tests {
             ("https://alice:hun#ter2@h/", "https://h/"),
             ("wss://alice:hun/ter2@h/ws/a@b", "wss://b"),
             ("wss://[::1:hun/ter2@h/ws", "wss://h/ws"),
+            // An `@` in the password and a `/`, `?` after it; an e-mail address as user name.
+            ("http://alice:p@ss/word@proxy:3128", "http://proxy:3128"),
+            ("wss://alice:p@ss?word@h/ws", "wss://h/ws"),
+            ("wss://alice@corp.com:hun/ter2@h/ws", "wss://h/ws"),
+            // `://` later in the text is no scheme.
+            ("alice:hunter2@proxy:3128/?u=http://x", "proxy:3128/"),
         ];
         for (input, expected) in cases {
             assert_eq!(redact_url(input), expected, "{input}");

@@ -377,8 +377,9 @@ async fn socks5_credentials_at_and_past_the_handshake_limit() {
         proxy.shutdown().await;
     }
 
-    // No credentials, socks5h: a 253-byte target name is one byte too long, found before the
-    // proxy is connected to.
+    // Found before the proxy is connected to (a bare listener whose backlog stays empty):
+    // socks5h without credentials and a 253-byte target name, one byte too long; socks5 with
+    // credentials too long even for the shortest address, before the name is looked up.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
     let port = listener.local_addr().expect("addr").port();
@@ -390,17 +391,23 @@ async fn socks5_credentials_at_and_past_the_handshake_limit() {
         "d".repeat(61)
     );
     assert_eq!(name.len(), 253);
-    let err = connector(route(&format!("socks5h://127.0.0.1:{port}"), 5), &t.ca)
-        .connect(&name, 443)
-        .await
-        .expect_err("too long");
-    assert!(
-        matches!(err.kind(), TunnelErrorKind::Socks5RequestTooLong),
-        "{err}"
-    );
-    match listener.accept() {
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-        other => panic!("the connector connected to the proxy: {other:?}"),
+    let long = format!("socks5://u:{}@127.0.0.1:{port}", "p".repeat(246));
+    for (url, target) in [
+        (format!("socks5h://127.0.0.1:{port}"), name.as_str()),
+        (long, "localhost"),
+    ] {
+        let err = connector(route(&url, 5), &t.ca)
+            .connect(target, 443)
+            .await
+            .expect_err("too long");
+        assert!(
+            matches!(err.kind(), TunnelErrorKind::Socks5RequestTooLong),
+            "{err}"
+        );
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("the connector connected to the proxy: {other:?}"),
+        }
     }
 }
 
