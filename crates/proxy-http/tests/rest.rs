@@ -256,16 +256,7 @@ async fn response_over_the_size_cap_fails_cleanly() {
 
 #[tokio::test]
 async fn request_timeout_fires() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let _silent = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
+    let port = silent_listener().await;
     let client = HttpClient::new(Route::Direct, "binance", HttpOptions::default()).expect("client");
     let started = Instant::now();
     let err = client
