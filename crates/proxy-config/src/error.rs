@@ -93,6 +93,19 @@ pub enum ConfigErrorKind {
         /// The parser's message, without quoted file content.
         message: String,
     },
+    /// YAML aliases (`*name`) that copy more values than [`ConfigErrorKind::ALIAS_LIMIT`]: a
+    /// small file that would expand to more than memory holds ("billion laughs"). Checked
+    /// before the file is loaded.
+    AliasExpansion {
+        /// The line of the alias that went over the limit, counted from 1.
+        line: usize,
+    },
+}
+
+impl ConfigErrorKind {
+    /// How many values the YAML aliases of one file may copy in all. Values written out are not
+    /// counted: a file of any size that uses no alias loads as before.
+    pub const ALIAS_LIMIT: u64 = 100_000;
 }
 
 impl ConfigError {
@@ -139,6 +152,10 @@ impl ConfigError {
             ConfigErrorKind::UnknownFormat => "unknown config file type".to_owned(),
             ConfigErrorKind::ReadFile(e) => format!("cannot read config file: {e}"),
             ConfigErrorKind::Parse { format, message } => format!("invalid {format}: {message}"),
+            ConfigErrorKind::AliasExpansion { line } => format!(
+                "YAML aliases expand to more than {} values (limit reached at line {line})",
+                ConfigErrorKind::ALIAS_LIMIT
+            ),
         }
     }
 
@@ -166,6 +183,9 @@ impl ConfigError {
                     .to_owned(),
             ),
             ConfigErrorKind::UnknownFormat => Some("use a .yaml, .yml or .toml file".to_owned()),
+            ConfigErrorKind::AliasExpansion { .. } => {
+                Some("write the repeated settings out, or nest fewer aliases".to_owned())
+            }
             ConfigErrorKind::WrongType { .. }
             | ConfigErrorKind::Conflict { .. }
             | ConfigErrorKind::NotUtf8

@@ -594,3 +594,85 @@ fn a_credential_written_as_a_key_is_not_shown(#[case] text: &str, #[case] expect
     assert!(!shown.to_lowercase().contains("hunt"), "{shown}");
     assert!(!shown.to_lowercase().contains("user:"), "{shown}");
 }
+
+/// Nine lines of nested aliases, each copying the one above ten times: 10^9 values once loaded.
+fn alias_bomb(levels: usize) -> String {
+    let mut text = String::from("  l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for level in 1..levels {
+        let refs = vec![format!("*l{}", level - 1); 10].join(", ");
+        text.push_str(&format!("  l{level}: &l{level} [{refs}]\n"));
+    }
+    text
+}
+
+#[rstest]
+// l4 (line 6) is the first to go over: its ten aliases copy 111,110 values.
+#[case::inside_the_proxy_block("proxy:\n{BOMB}", 6)]
+#[case::elsewhere_in_the_file("feed:\n{BOMB}proxy:\n  enabled: true\n", 6)]
+// An alias inside its own anchor has no size yet; the count goes on past it.
+#[case::after_a_self_alias("feed:\n  me: &me [*me]\n{BOMB}", 7)]
+fn yaml_alias_bombs_are_refused_before_loading(#[case] template: &str, #[case] line: usize) {
+    let text = template.replace("{BOMB}", &alias_bomb(9));
+    let err = yaml(&text).expect_err("a billion values must be refused");
+    assert!(
+        matches!(
+            err.kind(),
+            proxy_config::ConfigErrorKind::AliasExpansion { line: at } if *at == line
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "YAML aliases expand to more than 100000 values (limit reached at line {line}) \
+             (from file feed.yaml); write the repeated settings out, or nest fewer aliases"
+        )
+    );
+}
+
+#[test]
+fn yaml_aliases_up_to_the_limit_load() {
+    // A list of 1,000 values (the list and 999 scalars), copied 100 times: exactly the limit.
+    let list = vec!["1"; 999].join(", ");
+    let copies = |n: usize| vec!["*big"; n].join(", ");
+    let at_limit = format!("feed:\n  big: &big [{list}]\n  copies: [{}]\n", copies(100));
+    assert_eq!(
+        yaml(&at_limit).expect("100,000 copied values load"),
+        ProxySettings::default()
+    );
+    let over = format!("feed:\n  big: &big [{list}]\n  copies: [{}]\n", copies(101));
+    let err = yaml(&over).expect_err("100,001 copied values are refused");
+    assert!(
+        matches!(
+            err.kind(),
+            proxy_config::ConfigErrorKind::AliasExpansion { line: 3 }
+        ),
+        "{err:?}"
+    );
+    // A redefined anchor: aliases after it copy the new node.
+    let redefined = format!(
+        "feed:\n  a: &big [x]\n  big: &big [{list}]\n  copies: [{}]\n",
+        copies(101)
+    );
+    assert!(
+        yaml(&redefined).is_err(),
+        "the second &big is the one copied"
+    );
+}
+
+#[test]
+fn yaml_aliases_share_proxy_settings() {
+    let shared = yaml(
+        "proxy:\n  enabled: true\n  exchanges:\n    binance: &eu\n      http: {url: 'http://eu:3128', timeout_seconds: 5}\n      websocket: {url: 'socks5h://eu:1080'}\n    bybit: *eu\n    okx: *eu\n",
+    );
+    let written = yaml(
+        "proxy:\n  enabled: true\n  exchanges:\n    binance:\n      http: {url: 'http://eu:3128', timeout_seconds: 5}\n      websocket: {url: 'socks5h://eu:1080'}\n    bybit:\n      http: {url: 'http://eu:3128', timeout_seconds: 5}\n      websocket: {url: 'socks5h://eu:1080'}\n    okx:\n      http: {url: 'http://eu:3128', timeout_seconds: 5}\n      websocket: {url: 'socks5h://eu:1080'}\n",
+    );
+    #[cfg(feature = "socks")]
+    assert_eq!(shared.expect("aliases load"), written.expect("loads"));
+    #[cfg(not(feature = "socks"))]
+    assert_eq!(
+        shared.expect_err("socks5h needs the feature").to_string(),
+        written.expect_err("socks5h needs the feature").to_string()
+    );
+}

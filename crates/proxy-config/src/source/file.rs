@@ -54,7 +54,12 @@ pub(crate) fn text_tree(name: PathBuf, text: &str, format: Format) -> Result<Tab
     let origin = Origin::File(name);
     let fail = |key: &str, kind| ConfigError::new(key.to_owned(), Some(origin.clone()), kind);
     let file_format = match format {
-        Format::Yaml => FileFormat::Yaml,
+        Format::Yaml => {
+            if let Some(line) = alias_overflow(text, ConfigErrorKind::ALIAS_LIMIT) {
+                return Err(fail("", ConfigErrorKind::AliasExpansion { line }));
+            }
+            FileFormat::Yaml
+        }
         Format::Toml => FileFormat::Toml,
     };
     let mut root = config::File::from_str(text, file_format)
@@ -81,6 +86,67 @@ pub(crate) fn text_tree(name: PathBuf, text: &str, format: Format) -> Result<Tab
                 found: convert(other, &[], &origin)?.kind_name(),
             },
         )),
+    }
+}
+
+/// The line of the first alias at which the values YAML aliases copy pass `limit`, or `None`.
+///
+/// yaml-rust2's loader copies an anchored node whole at each alias, so nine lines of nested
+/// aliases make 10^9 values and abort the process on allocation. This walks the parser's events
+/// once, keeping each anchor's expanded size (saturating), and stops at the limit. Text the
+/// parser refuses returns `None`: the load that follows reports it as usual.
+fn alias_overflow(text: &str, limit: u64) -> Option<usize> {
+    use yaml_rust2::parser::{Event, Parser};
+
+    // Expanded size by anchor id (ids count up from 1 in the order anchors are defined; a
+    // redefined name gets a new id, so an alias always refers to a finished node).
+    let mut anchors: Vec<u64> = Vec::new();
+    // Open sequences and mappings: their anchor id and their size so far.
+    let mut open: Vec<(usize, u64)> = Vec::new();
+    let mut copied: u64 = 0;
+    let mut parser = Parser::new_from_str(text);
+    loop {
+        let (event, marker) = parser.next_token().ok()?;
+        // A finished node: its size and its anchor id (0 for none).
+        let (size, anchor) = match event {
+            Event::StreamEnd => return None,
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                open.push((anchor, 1));
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (anchor, size) = open.pop().unwrap_or((0, 1));
+                (size, anchor)
+            }
+            Event::Scalar(_, _, anchor, _) => (1, anchor),
+            Event::Alias(id) => {
+                // An alias inside its own anchor's node has no size yet; the loader makes it a
+                // single bad value.
+                let size = id
+                    .checked_sub(1)
+                    .and_then(|index| anchors.get(index))
+                    .copied()
+                    .filter(|&size| size > 0)
+                    .unwrap_or(1);
+                copied = copied.saturating_add(size);
+                if copied > limit {
+                    return Some(marker.line());
+                }
+                (size, 0)
+            }
+            Event::Nothing | Event::StreamStart | Event::DocumentStart | Event::DocumentEnd => {
+                continue;
+            }
+        };
+        if anchor > 0 {
+            if anchors.len() < anchor {
+                anchors.resize(anchor, 0);
+            }
+            anchors[anchor - 1] = size;
+        }
+        if let Some((_, parent)) = open.last_mut() {
+            *parent = parent.saturating_add(size);
+        }
     }
 }
 
