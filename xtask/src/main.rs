@@ -20,8 +20,8 @@ Usage: cargo xtask <COMMAND> [OPTIONS]
 
 Commands:
   proxy-matrix  Test and lint every workspace crate with its default features and with
-                --no-default-features (the `socks` feature on and off), then check formatting
-                and dependencies, then run the quick soak. CI runs exactly
+                --no-default-features (the `socks` feature on and off), then check formatting,
+                API docs and dependencies, then run the quick soak. CI runs exactly
                 `cargo xtask proxy-matrix`.
   bench         Run the benchmarks (crates/feed-bench, release build) and print one table:
                 benchmark, arms, figure, ratio against the baseline measured side by side in
@@ -60,8 +60,8 @@ Options of proxy-matrix:
                       FEED/PROXY/SOURCE, matched by the tests). Runs only feed-e2e, both
                       feature sets, as
                         FEED_E2E_FILTER=FILTER cargo test -p feed-e2e ... -- matrix_
-                      (a --filter SUBSTRING given too replaces `matrix_`); clippy, fmt and
-                      deny are shown as skipped. An error if the workspace has no feed-e2e.
+                      (a --filter SUBSTRING given too replaces `matrix_`); clippy, fmt, doc
+                      and deny are shown as skipped. An error if the workspace has no feed-e2e.
   --no-clippy         Skip the clippy steps, for quick local runs (CI passes no options).
   -h, --help          Print this help.
 
@@ -74,6 +74,7 @@ FEED_E2E_FILTER is removed from the tests' environment unless --cell sets it, so
 A crate whose `default` feature list is empty gets no --no-default-features run: the build
 would be the same, so its row says \"same as default\". Then, once for the workspace:
   cargo fmt --all --check
+  RUSTDOCFLAGS='-D warnings' cargo doc --no-deps -p CRATE ... (the chosen crates)
   cargo fetch && cargo deny --offline check licenses bans sources
 and, when feed-soak is among the crates and no --filter is given, the quick soak in the debug
 build its test rows already compiled (a row `soak --quick`, its result in the tests column):
@@ -93,7 +94,7 @@ feature set whose feed-e2e tests ran without leaving one says `no coverage repor
 feed-e2e (SET)`, and an unreadable report gets a one-line warning. Then the end of each failing
 command's output (full logs in target/xtask/proxy-matrix/); then a last line `N passed, M
 failed`. N sums the tests passed; M sums the tests failed plus one for each failing check
-(clippy, fmt, deny, a test build that fails, a test binary that dies without a summary). The
+(clippy, fmt, doc, deny, a test build that fails, a test binary that dies without a summary). The
 coverage tables do not change N or M: a failing cell fails its matrix_* test, which counts.
 
 Exit status: 0 when nothing failed, 1 when something did, 2 for a usage error.

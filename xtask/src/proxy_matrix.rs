@@ -520,6 +520,29 @@ fn plan(crates: &[Crate], options: &Options, deny: DenyAvailability) -> Vec<Row>
         },
     });
 
+    // The chosen crates' API docs, with rustdoc's warnings (a broken intra-doc link, a bad code
+    // block) as errors: the docs are how a crate is used on its own.
+    let mut doc = args(&["doc", "--color", "never", "--no-deps"]);
+    for krate in crates {
+        doc.extend(["-p".to_owned(), krate.name.clone()]);
+    }
+    let doc_step = Step {
+        kind: Kind::Check,
+        commands: vec![doc],
+        env: vec![("RUSTDOCFLAGS", Some("-D warnings".to_owned()))],
+        log_name: log_name("doc"),
+    };
+    rows.push(Row {
+        name: "doc".to_owned(),
+        features: None,
+        tests: Cell::Empty,
+        lint: if options.cell.is_some() {
+            Cell::Done(Outcome::skipped(cell_skip))
+        } else {
+            Cell::Pending(doc_step)
+        },
+    });
+
     // `--offline` keeps deny from touching the network, but then every package of every target
     // platform must already be downloaded, which a test build does not do: fetch first.
     let deny_step = Step {
@@ -925,6 +948,14 @@ mod tests {
                 strings(&["cargo fmt --all --check -- --color never"]),
             ),
             (
+                "doc".to_owned(),
+                "-",
+                vec![],
+                strings(&[
+                    "RUSTDOCFLAGS='-D warnings' cargo doc --color never --no-deps -p a -p b",
+                ]),
+            ),
+            (
                 "deny".to_owned(),
                 "-",
                 vec![],
@@ -943,9 +974,9 @@ mod tests {
         assert!(
             matches!(&rows[0].lint, Cell::Done(o) if o.status == Status::Skipped("skipped (--no-clippy)".into()))
         );
-        assert!(matches!(&rows[3].lint, Cell::Done(o) if o.check_failures == 0));
+        assert!(matches!(&rows[4].lint, Cell::Done(o) if o.check_failures == 0));
         let rows = plan(&crates[..1], &quick, DenyAvailability::MissingFail);
-        assert!(matches!(&rows[3].lint, Cell::Done(o) if o.check_failures == 1));
+        assert!(matches!(&rows[4].lint, Cell::Done(o) if o.check_failures == 1));
     }
 
     #[test]
@@ -968,9 +999,16 @@ mod tests {
         let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(
             names,
-            ["feed-soak", "feed-soak", "fmt", "deny", "soak --quick"]
+            [
+                "feed-soak",
+                "feed-soak",
+                "fmt",
+                "doc",
+                "deny",
+                "soak --quick"
+            ]
         );
-        let last = &summarize(&rows)[4];
+        let last = &summarize(&rows)[5];
         assert_eq!(
             last,
             &(
@@ -980,7 +1018,7 @@ mod tests {
                 vec![],
             )
         );
-        let Cell::Pending(step) = &rows[4].tests else {
+        let Cell::Pending(step) = &rows[5].tests else {
             panic!("soak planned");
         };
         assert_eq!(step.kind, crate::step::Kind::Check);
@@ -992,7 +1030,7 @@ mod tests {
             DenyAvailability::Installed,
         );
         assert_eq!(
-            commands(&rows[4].tests),
+            commands(&rows[5].tests),
             [r#"done: Skipped("skipped (--filter)")"#]
         );
         let other = Crate {
@@ -1048,6 +1086,7 @@ mod tests {
                 skipped(),
             ),
             ("fmt".to_owned(), "-", vec![], skipped()),
+            ("doc".to_owned(), "-", vec![], skipped()),
             ("deny".to_owned(), "-", vec![], skipped()),
         ];
         assert_eq!(summarize(&rows), expected);

@@ -6,6 +6,13 @@
 //! settings or arguments. Errors are one line on stderr starting `error: `, never with a
 //! credential.
 
+// The doc comments of the argument structs are clap's help text, shown as written: `[proxy]`
+// there names a TOML table, not an item to link.
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    reason = "clap help text written in doc comments"
+)]
+
 mod check;
 mod demo;
 mod output;
