@@ -117,6 +117,53 @@ fn json_output() {
         .expect("coinbase http row");
     assert_eq!(http["route"], "direct");
     assert_eq!(http["reason"], "no proxy configured");
+    assert_eq!(report["ignored_env"], serde_json::json!([]));
+}
+
+/// HTTPS_PROXY and its kin are what curl and pip read; a user who set one is told feedproxy
+/// does not, by name only (the value may hold a password).
+#[test]
+fn conventional_proxy_variables_are_named_as_ignored() {
+    let proxy = format!("http://u:{PASSWORD}@corp:3128");
+    let env = [
+        ("HTTPS_PROXY", proxy.as_str()),
+        ("no_proxy", "localhost"),
+        ("ALL_PROXY", ""),
+    ];
+    let out = feedproxy(&["check"], &env);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some(
+            "note: HTTPS_PROXY, no_proxy are set here, and feedproxy does not read them: routes \
+             come only from CRYPTOFEED_PROXY_* variables, the config file and code (e.g. \
+             CRYPTOFEED_PROXY_DEFAULT__HTTP__URL and CRYPTOFEED_PROXY_DEFAULT__WEBSOCKET__URL)"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(row(&stdout, "*", "http")[2], "direct", "{stdout}");
+
+    let out = feedproxy(&["check", "--json"], &env);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
+    assert_eq!(
+        report["ignored_env"],
+        serde_json::json!(["HTTPS_PROXY", "no_proxy"])
+    );
+
+    let out = feedproxy(&["check"], &[("http_proxy", proxy.as_str())]);
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.lines().last().is_some_and(
+            |l| l.starts_with("note: http_proxy is set here, and feedproxy does not read it:")
+        ),
+        "{stdout}"
+    );
+    let out = feedproxy(&["check"], &[]);
+    let (stdout, _) = text(&out);
+    assert!(!stdout.contains("note:"), "{stdout}");
 }
 
 #[test]
