@@ -353,6 +353,88 @@ async fn a_request_timeout_in_the_connect_names_the_proxy() {
     );
 }
 
+/// Reads from `socket` up to the end of one head (`\r\n\r\n`); false at EOF first.
+async fn read_head(socket: &mut tokio::net::TcpStream) -> bool {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match socket.read(&mut byte).await {
+            Ok(1) => head.push(byte[0]),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// hyper-util races a pool checkout against a new connect, and when the checkout wins it
+/// finishes the connect in the background. A request that took the pooled connection that way
+/// and then timed out waiting for its answer is a plain request timeout, not one "while still
+/// connecting", though its own connect is still running.
+#[tokio::test]
+async fn a_request_served_by_a_pooled_connection_does_not_blame_its_background_connect() {
+    // One listener plays the CONNECT proxy and, inside its first tunnel, the plain-HTTP
+    // exchange. Tunnel 1 holds the answer to request 1 until tunnel 2 is asked for, then never
+    // answers request 2; tunnel 2 never answers its CONNECT.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (events, mut seen) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
+    tokio::spawn(async move {
+        let (mut first, _) = listener.accept().await.expect("tunnel 1");
+        assert!(read_head(&mut first).await, "CONNECT 1");
+        first
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await
+            .expect("200");
+        assert!(read_head(&mut first).await, "request 1");
+        events.send("request 1").expect("send");
+        let (mut second, _) = listener.accept().await.expect("tunnel 2");
+        assert!(read_head(&mut second).await, "CONNECT 2");
+        events.send("connect 2").expect("send");
+        first
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await
+            .expect("answer 1");
+        if read_head(&mut first).await {
+            events.send("request 2 on tunnel 1").expect("send");
+        }
+        // Hold both connections open and silent until the client closes them.
+        let (mut rest1, mut rest2) = (Vec::new(), Vec::new());
+        let _ = tokio::join!(
+            first.read_to_end(&mut rest1),
+            second.read_to_end(&mut rest2)
+        );
+    });
+
+    let client = HttpClient::new(
+        proxy_route(&format!("http://127.0.0.1:{port}"), 5),
+        "binance",
+        HttpOptions::default(),
+    )
+    .expect("client");
+    let url = "http://127.0.0.1:9/ping";
+    let first = tokio::spawn({
+        let client = client.clone();
+        async move { client.get(url).timeout(Duration::from_secs(5)).send().await }
+    });
+    assert_eq!(seen.recv().await, Some("request 1"));
+    let second = client.get(url).timeout(Duration::from_secs(1)).send().await;
+    let response = first.await.expect("join").expect("request 1 is answered");
+    assert_eq!(response.text(), "ok");
+    assert_eq!(seen.recv().await, Some("connect 2"));
+    assert_eq!(
+        seen.recv().await,
+        Some("request 2 on tunnel 1"),
+        "request 2 must have taken the pooled connection"
+    );
+    let err = second.expect_err("request 2 is never answered");
+    assert!(
+        matches!(err.kind(), Some(HttpErrorKind::Timeout(after)) if *after == Duration::from_secs(1)),
+        "{err:?}: {err}"
+    );
+}
+
 /// A pool idle timeout past the clock's end keeps idle connections, and panics nowhere (hyper-util
 /// adds it to an Instant in its idle-eviction task).
 #[tokio::test]
