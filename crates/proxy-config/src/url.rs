@@ -248,7 +248,9 @@ pub enum UrlError {
     /// The port is not a number.
     #[error("invalid port in proxy URL: not a number")]
     InvalidPort,
-    /// The port is 0 or above 65535 (the digits as written, shortened when very long).
+    /// The port is 0 or above 65535: the digits as written when there are at most 6, else
+    /// `of N digits` (a long number where the port belongs may be a password whose `@host:port`
+    /// is missing, as in `http://user:31415926535`).
     #[error("port {0} out of range")]
     PortOutOfRange(String),
     /// A path, query or fragment after the address.
@@ -460,6 +462,9 @@ fn parse_host(host: &str) -> Result<ProxyHost, UrlError> {
     Ok(ProxyHost::Domain(name.to_ascii_lowercase()))
 }
 
+/// The longest out-of-range port an error quotes: enough for a typo such as `808080`.
+const PORT_DIGITS_SHOWN: usize = 6;
+
 fn parse_port(text: &str) -> Result<u16, UrlError> {
     if text.is_empty() {
         return Err(UrlError::MissingPort);
@@ -468,8 +473,8 @@ fn parse_port(text: &str) -> Result<u16, UrlError> {
         return Err(UrlError::InvalidPort);
     }
     let out_of_range = || {
-        let shown = if text.len() > 12 {
-            format!("{}...", &text[..12])
+        let shown = if text.len() > PORT_DIGITS_SHOWN {
+            format!("of {} digits", text.len())
         } else {
             text.to_owned()
         };

@@ -219,8 +219,8 @@ fn faulty(parts: &Parts, fault: Fault, big_port: u64, word: &str) -> Option<(Str
         ),
         Fault::PortTooBig => {
             let digits = big_port.to_string();
-            let shown = if digits.len() > 12 {
-                format!("{}...", &digits[..12])
+            let shown = if digits.len() > 6 {
+                format!("of {} digits", digits.len())
             } else {
                 digits.clone()
             };
