@@ -117,3 +117,46 @@ fn resolve_logs_nothing() {
     });
     assert_eq!(log, "");
 }
+
+/// Settings that name proxies and are disabled (a code layer's `enabled: false` under an
+/// operator's environment) warn once, naming the keys and never a URL; disabled settings with no
+/// proxy, and enabled ones, stay quiet.
+#[test]
+fn disabled_settings_that_name_proxies_warn_without_urls() {
+    let proxy = ProxyConfig::parse("http://alice:s3cr%40t-pw@corp.example:3128").expect("valid");
+    let mut settings = ProxySettings::default().with_default_http(proxy.clone());
+    for id in ["okx", "binance", "bybit", "kraken"] {
+        settings = settings.with_exchange(
+            ExchangeId::new(id).expect("valid id"),
+            ConnectionProxies::websocket(proxy.clone()),
+        );
+    }
+    let disabled = ProxySettings {
+        enabled: false,
+        ..settings.clone()
+    };
+    let log = captured(|| {
+        assert!(proxy_resolve::init_proxy_system(disabled).is_none());
+    });
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    for expected in [
+        "WARN",
+        ROUTE_LOG_TARGET,
+        "proxy system disabled although the settings name proxies",
+        "proxies=5",
+        "keys=default.http, exchanges.binance.websocket, exchanges.bybit.websocket, exchanges.kraken.websocket, ...",
+    ] {
+        assert!(lines[0].contains(expected), "{expected:?} missing in {log}");
+    }
+    for secret in ["alice", "s3cr", "corp.example"] {
+        assert!(!log.contains(secret), "{secret} in {log}");
+    }
+
+    let quiet = captured(|| {
+        assert!(proxy_resolve::init_proxy_system(ProxySettings::disabled()).is_none());
+        assert!(proxy_resolve::init_proxy_system(settings).is_some());
+        proxy_resolve::clear_proxy_system();
+    });
+    assert_eq!(quiet, "", "only disabled settings with proxies warn");
+}
