@@ -223,7 +223,7 @@ fn invalid_settings_exit_2_with_key_and_source() {
         (
             vec!["check", "--exchange", "bin ance"],
             vec![],
-            "error: --exchange: invalid exchange id \"bin ance\"; expected letters, digits, '_', '-' or '.'".to_owned(),
+            "error: --exchange: invalid exchange id \"bin ance\"; expected 1 to 64 letters, digits, '_', '-' or '.'".to_owned(),
         ),
     ];
     for (args, env, expected) in cases {
@@ -285,6 +285,7 @@ fn trace_logging_leaks_nothing() {
 #[test]
 fn sample_config_in_the_repository_is_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let mut reports = Vec::new();
     for name in ["example.yaml", "example.toml"] {
         let path = root.join(name);
         let out = feedproxy(&["check", "--config", &path.to_string_lossy()], &[]);
@@ -295,6 +296,13 @@ fn sample_config_in_the_repository_is_valid() {
                 row(&stdout, "binance", "websocket")[2],
                 "socks5h://eu-socks.internal:1080"
             );
+            assert_eq!(
+                row(&stdout, "*", "websocket")[2],
+                "http://ws-gw.internal:3128"
+            );
+            assert_eq!(row(&stdout, "binance", "http")[3], "20s");
+            // The two files hold the same settings: the same report but for the file's name.
+            reports.push(stdout.replace(&*path.to_string_lossy(), "FILE"));
         } else {
             assert_eq!(
                 out.status.code(),
@@ -303,5 +311,8 @@ fn sample_config_in_the_repository_is_valid() {
             );
             assert!(stderr.contains("needs the `socks` feature"), "{stderr}");
         }
+    }
+    if let [yaml, toml] = reports.as_slice() {
+        assert_eq!(yaml, toml);
     }
 }

@@ -41,7 +41,8 @@ pub enum ConfigErrorKind {
     Url(UrlError),
     /// `timeout_seconds` outside 1..=300.
     Timeout(TimeoutOutOfRange),
-    /// An exchange id with characters outside `[A-Za-z0-9_.-]`.
+    /// An exchange id that is empty, longer than 64 characters, or has characters outside
+    /// `[A-Za-z0-9_.-]`.
     ExchangeId(InvalidExchangeId),
     /// A key this schema does not have.
     UnknownKey {
@@ -78,7 +79,8 @@ pub enum ConfigErrorKind {
         /// The other source of the same key.
         other: String,
     },
-    /// An environment variable name with an empty key (`___`, a trailing `__`).
+    /// An environment variable name with an empty key: four underscores in a row, a trailing
+    /// `__`, or nothing after the prefix.
     MalformedEnvName,
     /// An environment variable whose value is not UTF-8.
     NotUtf8,
@@ -164,7 +166,7 @@ impl ConfigError {
             ConfigErrorKind::Url(e) => e.hint(),
             ConfigErrorKind::Timeout(_) => Some("expected 1 to 300 seconds".to_owned()),
             ConfigErrorKind::ExchangeId(_) => {
-                Some("exchange ids use letters, digits, '_', '-' and '.'".to_owned())
+                Some("exchange ids are 1 to 64 letters, digits, '_', '-' and '.'".to_owned())
             }
             ConfigErrorKind::UnknownKey { expected } => {
                 Some(format!("expected one of {}", expected.join(", ")))

@@ -148,7 +148,7 @@ impl ConnectionProxies {
 
 /// An exchange id, stored lower case (`Binance`, `BINANCE` and `binance` are one id).
 ///
-/// Accepted characters: ASCII letters, digits, `_`, `-` and `.`.
+/// Accepted: 1 to 64 ASCII letters, digits, `_`, `-` and `.`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct ExchangeId(String);
@@ -200,9 +200,10 @@ impl<'de> Deserialize<'de> for ExchangeId {
     }
 }
 
-/// An exchange id with characters outside `[A-Za-z0-9_.-]`, or empty.
+/// An exchange id that is empty, longer than 64 characters, or has characters outside
+/// `[A-Za-z0-9_.-]` (the id as given, user info cut, at most 64 characters of it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid exchange id \"{0}\"; expected letters, digits, '_', '-' or '.'")]
+#[error("invalid exchange id \"{0}\"; expected 1 to 64 letters, digits, '_', '-' or '.'")]
 pub struct InvalidExchangeId(String);
 
 /// All proxy settings of a process.

@@ -207,7 +207,7 @@ fn timeout_bounds_from_files(#[case] seconds: i64, #[case] ok: bool) {
 )]
 #[case::bad_exchange_id(
     &[("CRYPTOFEED_PROXY_EXCHANGES__BIN$NCE__HTTP__URL", "http://h:1")],
-    "exchanges.bin$nce: invalid exchange id (from CRYPTOFEED_PROXY_EXCHANGES__BIN$NCE__HTTP__URL); exchange ids use letters, digits, '_', '-' and '.'"
+    "exchanges.bin$nce: invalid exchange id (from CRYPTOFEED_PROXY_EXCHANGES__BIN$NCE__HTTP__URL); exchange ids are 1 to 64 letters, digits, '_', '-' and '.'"
 )]
 fn invalid_env(#[case] vars: &[(&str, &str)], #[case] expected: &str) {
     let err = env(vars).expect_err("must be rejected");
