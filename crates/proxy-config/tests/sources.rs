@@ -205,6 +205,10 @@ fn timeout_bounds_from_files(#[case] seconds: i64, #[case] ok: bool) {
     &[("CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__URL", "http://h:1"), ("CRYPTOFEED_PROXY_EXCHANGES__Binance__WEBSOCKET__URL", "http://h:2")],
     "exchanges.binance: exchange id given twice, as \"BINANCE\" and \"Binance\" (from CRYPTOFEED_PROXY_EXCHANGES__Binance__WEBSOCKET__URL); exchange ids are case-insensitive; keep one spelling (see CRYPTOFEED_PROXY_EXCHANGES__BINANCE__HTTP__URL)"
 )]
+#[case::one_key_under_two_prefix_spellings(
+    &[("CRYPTOFEED_PROXY_DEFAULT__HTTP__URL", "http://h:1"), ("cryptofeed_proxy_default__http__url", "http://h:2")],
+    "default.http.url: set more than once (also by CRYPTOFEED_PROXY_DEFAULT__HTTP__URL) (from cryptofeed_proxy_default__http__url)"
+)]
 #[case::bad_exchange_id(
     &[("CRYPTOFEED_PROXY_EXCHANGES__BIN$NCE__HTTP__URL", "http://h:1")],
     "exchanges.bin$nce: invalid exchange id (from CRYPTOFEED_PROXY_EXCHANGES__BIN$NCE__HTTP__URL); exchange ids are 1 to 64 letters, digits, '_', '-' and '.'"
@@ -675,4 +679,68 @@ fn yaml_aliases_share_proxy_settings() {
         shared.expect_err("socks5h needs the feature").to_string(),
         written.expect_err("socks5h needs the feature").to_string()
     );
+}
+
+/// The prefix is read in any case, as cryptofeed's pydantic-settings does: a lower-case
+/// variable is obeyed, not silently ignored.
+#[test]
+fn the_env_prefix_is_case_insensitive() {
+    let lower = Loader::new()
+        .env_vars([
+            ("cryptofeed_proxy_default__http__url", "http://corp:3128"),
+            (
+                "Cryptofeed_Proxy_Exchanges__Binance__WebSocket__Url",
+                "http://eu:1080",
+            ),
+            ("CRYPTOFEED_PROXYDEFAULT__HTTP__URL", "http://not-ours:1"),
+        ])
+        .load_explained()
+        .expect("loads");
+    assert_eq!(
+        lower
+            .settings
+            .default
+            .http
+            .as_ref()
+            .map(|p| p.url.to_string()),
+        Some("http://corp:3128".to_owned())
+    );
+    let binance = ExchangeId::new("binance").expect("id");
+    assert_eq!(
+        lower.settings.exchanges[&binance]
+            .websocket
+            .as_ref()
+            .map(|p| p.url.to_string()),
+        Some("http://eu:1080".to_owned())
+    );
+    assert_eq!(
+        lower.origin("default.http.url").to_string(),
+        "cryptofeed_proxy_default__http__url"
+    );
+}
+
+/// Settings under a `Proxy:` or `[PROXY]` key would be ignored, sending everything direct: the
+/// file is refused, naming the key to write.
+#[test]
+fn a_proxy_block_in_the_wrong_case_is_an_error() {
+    for (text, key) in [
+        (
+            "Proxy:\n  default:\n    http: {url: 'http://h:1'}\n",
+            "Proxy",
+        ),
+        ("PROXY: {}\n", "PROXY"),
+    ] {
+        let err = yaml(text).expect_err("wrong case");
+        assert_eq!(
+            err.to_string(),
+            format!("{key}: unknown key (from file feed.yaml); expected one of proxy")
+        );
+    }
+    let err = toml("[Proxy.default.http]\nurl = 'http://h:1'\n").expect_err("wrong case");
+    assert_eq!(
+        err.to_string(),
+        "Proxy: unknown key (from file feed.toml); expected one of proxy"
+    );
+    // Next to a real `proxy` block another spelling is the feed's own business.
+    assert!(yaml("proxy: {}\nPROXY: 1\n").is_ok());
 }

@@ -1,5 +1,7 @@
 //! Settings from environment variables: `CRYPTOFEED_PROXY_` prefix, `__` between keys, e.g.
-//! `CRYPTOFEED_PROXY_EXCHANGES__BINANCE__WEBSOCKET__URL`. Key names are case-insensitive.
+//! `CRYPTOFEED_PROXY_EXCHANGES__BINANCE__WEBSOCKET__URL`. The prefix and the key names are
+//! case-insensitive, as in cryptofeed (pydantic-settings), so `cryptofeed_proxy_default__http__url`
+//! is read too rather than ignored.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -7,20 +9,23 @@ use std::ffi::OsString;
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::tree::{Entry, Origin, Table, Value};
 
-/// The prefix of every variable this crate reads.
+/// The prefix of every variable this crate reads, in any case.
 pub const ENV_PREFIX: &str = "CRYPTOFEED_PROXY_";
 
 /// A variable as read from the process: name and value may not be UTF-8.
 pub(crate) type RawVar = (OsString, OsString);
 
-/// Builds the tree of the variables that start with [`ENV_PREFIX`]; others are ignored. Sorted by
+/// Builds the tree of the variables that start with [`ENV_PREFIX`] in any case; others are
+/// ignored. Sorted by
 /// name first, so the outcome (and the first error) does not depend on the environment's order.
 pub(crate) fn env_tree(vars: Vec<RawVar>) -> Result<Table, ConfigError> {
     let mut ours: BTreeMap<String, OsString> = BTreeMap::new();
     for (name, value) in vars {
         // A name that is not UTF-8 cannot start with our prefix in any meaningful way.
         if let Ok(name) = name.into_string()
-            && name.starts_with(ENV_PREFIX)
+            && name
+                .get(..ENV_PREFIX.len())
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case(ENV_PREFIX))
         {
             ours.insert(name, value);
         }

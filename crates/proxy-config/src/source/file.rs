@@ -74,6 +74,16 @@ pub(crate) fn text_tree(name: PathBuf, text: &str, format: Format) -> Result<Tab
             )
         })?;
     let Some(proxy) = root.remove("proxy") else {
+        // Keys are case-sensitive, so a `Proxy:` block would be ignored and every route go
+        // direct: refuse it, naming the key to write.
+        if let Some(key) = root.keys().find(|key| key.eq_ignore_ascii_case("proxy")) {
+            return Err(fail(
+                key,
+                ConfigErrorKind::UnknownKey {
+                    expected: &["proxy"],
+                },
+            ));
+        }
         return Ok(Table::new());
     };
     match proxy.kind {
