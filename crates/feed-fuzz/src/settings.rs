@@ -169,7 +169,9 @@ fn check_error(source: Source, error: &ConfigError) {
         assert!(
             matches!(
                 error.kind(),
-                ConfigErrorKind::Parse { .. } | ConfigErrorKind::MalformedEnvName
+                ConfigErrorKind::Parse { .. }
+                    | ConfigErrorKind::AliasExpansion { .. }
+                    | ConfigErrorKind::MalformedEnvName
             ),
             "{display}: no key"
         );
@@ -181,7 +183,10 @@ fn check_error(source: Source, error: &ConfigError) {
     }
 
     // Only the kinds a text or variable source can produce.
-    let file_kind = matches!(error.kind(), ConfigErrorKind::Parse { .. });
+    let file_kind = matches!(
+        error.kind(),
+        ConfigErrorKind::Parse { .. } | ConfigErrorKind::AliasExpansion { .. }
+    );
     let env_kind = matches!(
         error.kind(),
         ConfigErrorKind::MalformedEnvName | ConfigErrorKind::NotUtf8 | ConfigErrorKind::Empty
@@ -191,6 +196,12 @@ fn check_error(source: Source, error: &ConfigError) {
         ConfigErrorKind::ReadFile(_) | ConfigErrorKind::UnknownFormat
     );
     assert!(!io_kind, "{display}: a file error without a file");
+    // Only YAML has aliases.
+    assert!(
+        matches!(source, Source::Yaml)
+            || !matches!(error.kind(), ConfigErrorKind::AliasExpansion { .. }),
+        "{display}: alias error from {source:?}"
+    );
     match source {
         Source::Yaml | Source::Toml => assert!(!env_kind, "{display}: env error from a file"),
         Source::Env => assert!(!file_kind, "{display}: file error from the environment"),
