@@ -14,6 +14,25 @@
 //! through a proxy logs one event (target `feedproxy::conn`) naming the connection id,
 //! exchange, transport, proxy scheme and proxy host:port — never credentials (WebSocket: after
 //! the upgrade; HTTP: when its client is built with that route, before the first request dials).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), feed_conn::ConnError> {
+//! use feed_conn::{HttpConn, HttpConnOptions, WsConn, WsConnOptions};
+//!
+//! // Each takes its route from the proxy system when it opens: no proxy code here.
+//! let rest = HttpConn::new("binance", "binance", HttpConnOptions::default());
+//! let info = rest.read("https://api.binance.com/api/v3/exchangeInfo").await?;
+//! println!("{} bytes of exchange info", info.len());
+//!
+//! let url = "wss://stream.binance.com:9443/ws/btcusdt@trade";
+//! let mut ws = WsConn::new("binance", "binance", url, WsConnOptions::default())?;
+//! ws.open().await?;
+//! while let Some(message) = ws.next().await? {
+//!     println!("{}", String::from_utf8_lossy(&message));
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod common;
 mod error;

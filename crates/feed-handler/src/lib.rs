@@ -4,6 +4,18 @@
 //!
 //! Feeds know nothing about proxies: their REST prefetch and WebSocket streams go through
 //! feed-conn's connections, which take the route of the feed's exchange from the proxy system.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), feed_handler::HandlerError> {
+//! use feed_handler::{FeedHandler, HandlerOptions, binance::BinanceFeed};
+//!
+//! let mut handler = FeedHandler::new(HandlerOptions::default());
+//! handler.add_feed(BinanceFeed::new(&["BTC-USDT"]));
+//! handler.on_trade(|trade| println!("{} {} {} @ {}", trade.symbol, trade.side, trade.amount, trade.price));
+//! let running = handler.start().await?;
+//! running.wait().await
+//! # }
+//! ```
 
 pub mod binance;
 pub mod ccxt;

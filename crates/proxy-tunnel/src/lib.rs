@@ -9,6 +9,29 @@
 //!
 //! socks4 and socks5 resolve the target name here (asynchronously, with tokio); socks4a and
 //! socks5h send the name to the proxy, as curl does.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//!
+//! use proxy_config::ProxyConfig;
+//! use proxy_resolve::{Route, Transport};
+//! use proxy_tunnel::TunnelConnector;
+//!
+//! // A route usually comes from the proxy system (`proxy_resolve::route_for`); here it is built.
+//! let proxy = ProxyConfig::parse("socks5h://feeds:pa%40ss@eu-socks.internal:1080")?;
+//! let connector = TunnelConnector::new(
+//!     Route::Proxy(Arc::new(proxy)),
+//!     "binance",
+//!     Transport::WebSocket,
+//! );
+//! // TCP to the proxy and the SOCKS5 handshake (the proxy resolves the name), under the proxy's
+//! // timeout_seconds; any failure is a TunnelError naming the proxy, never a direct connection.
+//! let stream = connector.connect("stream.binance.com", 9443).await?;
+//! # drop(stream);
+//! # Ok(())
+//! # }
+//! ```
 
 mod classify;
 mod connector;
