@@ -402,11 +402,27 @@ fn build_uri(url: &str, query: &[(String, String)]) -> Result<Uri, HttpErrorKind
     let uri: Uri = text.parse().map_err(|_| HttpErrorKind::InvalidUrl)?;
     match (uri.scheme_str(), uri.host()) {
         (Some("http" | "https"), Some(_))
-            if uri.authority().is_some_and(|a| !a.as_str().contains('@')) =>
+            if uri
+                .authority()
+                .is_some_and(|a| !a.as_str().contains('@') && port_fits(a)) =>
         {
             Ok(uri)
         }
         _ => Err(HttpErrorKind::InvalidUrl),
+    }
+}
+
+/// Whether the authority's port, if written, is 1 to 65535. `http` parses `:70000` and then
+/// reports no port at all, which would connect to the scheme's default port instead.
+fn port_fits(authority: &http::uri::Authority) -> bool {
+    match authority
+        .as_str()
+        .strip_prefix(authority.host())
+        .and_then(|rest| rest.strip_prefix(':'))
+    {
+        // No port, or an empty one (RFC 3986: the scheme's default).
+        None | Some("") => true,
+        Some(port) => port.parse::<u16>().is_ok_and(|port| port != 0),
     }
 }
 

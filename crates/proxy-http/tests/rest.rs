@@ -647,3 +647,49 @@ fn request_debug_hides_values_query_and_body() {
         assert!(!debug.contains(secret), "{debug}");
     }
 }
+
+/// A port that does not fit 1..=65535 is an invalid URL, refused before any connection. `http`
+/// parses `:70000` as no port at all, which used to send the request to port 443 (or 80).
+#[tokio::test]
+async fn a_port_out_of_range_is_an_invalid_url_not_the_default_port() {
+    let proxy = ConnectProxy::start(ProxyOptions::new())
+        .await
+        .expect("proxy");
+    let client = HttpClient::new(
+        proxy_route(&proxy.url(), 2),
+        "binance",
+        HttpOptions::default(),
+    )
+    .expect("client");
+    for url in [
+        "https://127.0.0.1:70000/api",
+        "https://localhost:65536/",
+        "http://localhost:0/",
+        "https://[::1]:99999/",
+        "https://localhost:4294967739/",
+    ] {
+        let err = client.get(url).send().await.expect_err(url);
+        assert!(
+            matches!(err.kind(), Some(HttpErrorKind::InvalidUrl)),
+            "{url}: {err}"
+        );
+    }
+    assert!(proxy.connections().is_empty(), "nothing was dialled");
+
+    // In range, with brackets or not, the port is the one dialled.
+    let e = exchange().await;
+    let client =
+        HttpClient::new(proxy_route(&proxy.url(), 2), "binance", options(&e.ca)).expect("client");
+    let response = client
+        .get(&format!("{}/api/v3/order", base(&e)))
+        .send()
+        .await
+        .expect("in range");
+    assert_eq!(response.status, StatusCode::OK);
+    let seen: Vec<String> = proxy
+        .connections()
+        .iter()
+        .map(|c| c.target.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(seen, [format!("localhost:{}", e.server.port())]);
+}

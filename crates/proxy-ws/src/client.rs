@@ -623,7 +623,12 @@ impl Target {
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (host, after) = v6.split_once(']')?;
-            (host, after.strip_prefix(':'))
+            // Nothing after `]`, or `:port`: `[::1]x` is no URL (it used to mean port 443).
+            let port = match after {
+                "" => None,
+                after => Some(after.strip_prefix(':')?),
+            };
+            (host, port)
         } else {
             match authority.rsplit_once(':') {
                 Some((host, port)) => (host, Some(port)),

@@ -830,6 +830,10 @@ async fn route_errors_are_typed_and_clean() {
         "wss://user:pw@localhost:1/",
         "wss://:1/",
         "wss://localhost:0/",
+        "wss://localhost:70000/",
+        "wss://[::1]x/",
+        "wss://[::1]:/",
+        "wss://[::1]:65536/",
     ] {
         let err = connect(bad, Route::Direct, "binance", &options(&ca))
             .await
