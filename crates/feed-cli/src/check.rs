@@ -34,21 +34,8 @@ struct Report {
     routes: Vec<RouteRow>,
     /// The conventional proxy variables (curl's, pip's) set in this environment, which
     /// feedproxy does not read: names only, their values may hold credentials.
-    ignored_env: Vec<&'static str>,
+    ignored_env: Vec<String>,
 }
-
-/// Proxy variables other tools read and feedproxy does not: a user who set one expecting it to
-/// apply is told, rather than finding the routes direct.
-const CONVENTIONAL_PROXY_VARS: [&str; 8] = [
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
 
 pub(crate) fn run(config: Option<&Path>, extra: &[String], json: bool) -> Result<(), Failure> {
     let loaded = settings::load(config)?;
@@ -111,10 +98,8 @@ fn report(loaded: &LoadedSettings, ids: &[ExchangeId]) -> Report {
         enabled: loaded.settings.enabled,
         enabled_source: describe(loaded.origin("enabled")),
         routes,
-        ignored_env: CONVENTIONAL_PROXY_VARS
-            .into_iter()
-            .filter(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
-            .collect(),
+        // A user who set one expecting it to apply is told, rather than finding the routes direct.
+        ignored_env: proxy_config::conventional_proxy_vars(),
     }
 }
 
@@ -159,7 +144,7 @@ fn print_table(report: &Report) {
     out!("(* = any exchange without settings of its own)");
     if !report.ignored_env.is_empty() {
         let (names, verb) = match report.ignored_env.as_slice() {
-            [one] => ((*one).to_owned(), "is"),
+            [one] => (one.clone(), "is"),
             many => (many.join(", "), "are"),
         };
         out!(

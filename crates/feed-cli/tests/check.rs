@@ -153,11 +153,11 @@ fn conventional_proxy_variables_are_named_as_ignored() {
         serde_json::json!(["HTTPS_PROXY", "no_proxy"])
     );
 
-    let out = feedproxy(&["check"], &[("http_proxy", proxy.as_str())]);
+    let out = feedproxy(&["check"], &[("Http_Proxy", proxy.as_str())]);
     let (stdout, _) = text(&out);
     assert!(
         stdout.lines().last().is_some_and(
-            |l| l.starts_with("note: http_proxy is set here, and feedproxy does not read it:")
+            |l| l.starts_with("note: Http_Proxy is set here, and feedproxy does not read it:")
         ),
         "{stdout}"
     );

@@ -95,19 +95,22 @@ pub enum ConfigErrorKind {
         /// The parser's message, without quoted file content.
         message: String,
     },
-    /// YAML aliases (`*name`) that copy more values than [`ConfigErrorKind::ALIAS_LIMIT`]: a
-    /// small file that would expand to more than memory holds ("billion laughs"). Checked
-    /// before the file is loaded.
+    /// YAML anchors and aliases (`&name`, `*name`) that make the loader copy more than
+    /// [`ConfigErrorKind::ALIAS_BUDGET`] bytes: a small file that would expand to more than
+    /// memory holds ("billion laughs"). Checked before the file is loaded.
     AliasExpansion {
-        /// The line of the alias that went over the limit, counted from 1.
+        /// The line of the alias (or the end of the anchored node) that went over the budget,
+        /// counted from 1.
         line: usize,
     },
 }
 
 impl ConfigErrorKind {
-    /// How many values the YAML aliases of one file may copy in all. Values written out are not
-    /// counted: a file of any size that uses no alias loads as before.
-    pub const ALIAS_LIMIT: u64 = 100_000;
+    /// How much the YAML loader may copy for the anchors and aliases of one file, in bytes,
+    /// counting each value as 64 bytes plus its text. yaml-rust2 copies an anchored node once
+    /// when it is defined and once at every alias. Values written out are not counted: a file
+    /// of any size that uses no anchor loads as before.
+    pub const ALIAS_BUDGET: u64 = 16 * 1024 * 1024;
 }
 
 impl ConfigError {
@@ -155,8 +158,8 @@ impl ConfigError {
             ConfigErrorKind::ReadFile(e) => format!("cannot read config file: {e}"),
             ConfigErrorKind::Parse { format, message } => format!("invalid {format}: {message}"),
             ConfigErrorKind::AliasExpansion { line } => format!(
-                "YAML aliases expand to more than {} values (limit reached at line {line})",
-                ConfigErrorKind::ALIAS_LIMIT
+                "YAML anchors and aliases copy more than {} MiB (limit reached at line {line})",
+                ConfigErrorKind::ALIAS_BUDGET >> 20
             ),
         }
     }

@@ -40,7 +40,9 @@ mod tree;
 mod url;
 
 pub use error::{ConfigError, ConfigErrorKind};
-pub use load::{ENV_PREFIX, LoadedSettings, Loader};
+pub use load::{
+    ENV_PREFIX, LoadedSettings, Loader, conventional_proxy_vars, conventional_proxy_vars_in,
+};
 pub use secret::Secret;
 pub use settings::{
     ConnectionProxies, ExchangeId, InvalidExchangeId, ProxyConfig, ProxySettings,

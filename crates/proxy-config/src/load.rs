@@ -11,7 +11,7 @@ use crate::source::env::{RawVar, env_tree};
 use crate::source::file::{Format, file_tree, text_tree};
 use crate::tree::{Entry, Origin, Table, Value, merge};
 
-pub use crate::source::env::ENV_PREFIX;
+pub use crate::source::env::{ENV_PREFIX, conventional_proxy_vars, conventional_proxy_vars_in};
 
 const ROOT_KEYS: &[&str] = &["enabled", "default", "exchanges"];
 const TRANSPORT_KEYS: &[&str] = &["http", "websocket"];

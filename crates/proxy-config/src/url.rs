@@ -248,9 +248,9 @@ pub enum UrlError {
     /// The port is not a number.
     #[error("invalid port in proxy URL: not a number")]
     InvalidPort,
-    /// The port is 0 or above 65535: the digits as written when there are at most 6, else
-    /// `of N digits` (a long number where the port belongs may be a password whose `@host:port`
-    /// is missing, as in `http://user:31415926535`).
+    /// The port is 0 or above 65535: `0`, else `of N digits`, never the digits themselves (a
+    /// number where the port belongs may be a password whose `@host:port` is missing, as in
+    /// `http://user:654321`).
     #[error("port {0} out of range")]
     PortOutOfRange(String),
     /// A path, query or fragment after the address.
@@ -462,9 +462,6 @@ fn parse_host(host: &str) -> Result<ProxyHost, UrlError> {
     Ok(ProxyHost::Domain(name.to_ascii_lowercase()))
 }
 
-/// The longest out-of-range port an error quotes: enough for a typo such as `808080`.
-const PORT_DIGITS_SHOWN: usize = 6;
-
 fn parse_port(text: &str) -> Result<u16, UrlError> {
     if text.is_empty() {
         return Err(UrlError::MissingPort);
@@ -473,10 +470,10 @@ fn parse_port(text: &str) -> Result<u16, UrlError> {
         return Err(UrlError::InvalidPort);
     }
     let out_of_range = || {
-        let shown = if text.len() > PORT_DIGITS_SHOWN {
-            format!("of {} digits", text.len())
-        } else {
+        let shown = if text == "0" {
             text.to_owned()
+        } else {
+            format!("of {} digits", text.len())
         };
         UrlError::PortOutOfRange(shown)
     };

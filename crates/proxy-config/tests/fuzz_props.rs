@@ -219,11 +219,7 @@ fn faulty(parts: &Parts, fault: Fault, big_port: u64, word: &str) -> Option<(Str
         ),
         Fault::PortTooBig => {
             let digits = big_port.to_string();
-            let shown = if digits.len() > 6 {
-                format!("of {} digits", digits.len())
-            } else {
-                digits.clone()
-            };
+            let shown = format!("of {} digits", digits.len());
             (
                 url(scheme, &user_info, host, &format!(":{digits}")),
                 UrlError::PortOutOfRange(shown),

@@ -609,59 +609,77 @@ fn alias_bomb(levels: usize) -> String {
     text
 }
 
+fn alias_error(text: &str) -> (usize, String) {
+    let err = yaml(text).expect_err("over the alias budget");
+    match err.kind() {
+        proxy_config::ConfigErrorKind::AliasExpansion { line } => (*line, err.to_string()),
+        other => panic!("{other:?}: {err}"),
+    }
+}
+
 #[rstest]
-// l4 (line 6) is the first to go over: its ten aliases copy 111,110 values.
-#[case::inside_the_proxy_block("proxy:\n{BOMB}", 6)]
-#[case::elsewhere_in_the_file("feed:\n{BOMB}proxy:\n  enabled: true\n", 6)]
+// Each value costs 64 bytes plus its text, and the loader copies an anchored node at its anchor
+// and at every alias: by the end of l4 that is 16,023,490 bytes, and l5 (line 7) goes over.
+#[case::inside_the_proxy_block("proxy:\n{BOMB}", 7)]
+#[case::elsewhere_in_the_file("feed:\n{BOMB}proxy:\n  enabled: true\n", 7)]
 // An alias inside its own anchor has no size yet; the count goes on past it.
-#[case::after_a_self_alias("feed:\n  me: &me [*me]\n{BOMB}", 7)]
+#[case::after_a_self_alias("feed:\n  me: &me [*me]\n{BOMB}", 8)]
 fn yaml_alias_bombs_are_refused_before_loading(#[case] template: &str, #[case] line: usize) {
     let text = template.replace("{BOMB}", &alias_bomb(9));
-    let err = yaml(&text).expect_err("a billion values must be refused");
-    assert!(
-        matches!(
-            err.kind(),
-            proxy_config::ConfigErrorKind::AliasExpansion { line: at } if *at == line
-        ),
-        "{err:?}"
-    );
     assert_eq!(
-        err.to_string(),
-        format!(
-            "YAML aliases expand to more than 100000 values (limit reached at line {line}) \
-             (from file feed.yaml); write the repeated settings out, or nest fewer aliases"
+        alias_error(&text),
+        (
+            line,
+            format!(
+                "YAML anchors and aliases copy more than 16 MiB (limit reached at line {line}) \
+                 (from file feed.yaml); write the repeated settings out, or nest fewer aliases"
+            )
         )
     );
 }
 
+/// The budget is in bytes: a few aliases of a long string, and anchors nested around a copied
+/// list (the loader keeps a copy of every anchored node), are counted too.
 #[test]
-fn yaml_aliases_up_to_the_limit_load() {
-    // A list of 1,000 values (the list and 999 scalars), copied 100 times: exactly the limit.
-    let list = vec!["1"; 999].join(", ");
-    let copies = |n: usize| vec!["*big"; n].join(", ");
-    let at_limit = format!("feed:\n  big: &big [{list}]\n  copies: [{}]\n", copies(100));
+fn yaml_alias_budget_counts_text_and_anchor_copies() {
+    // 1 MiB of text plus 64 bytes, copied at its anchor and at n aliases: 15 copies fit in
+    // 16 MiB, 16 do not.
+    let long = "A".repeat(1 << 20);
+    let copies = |n: usize| vec!["*s"; n].join(", ");
+    let fits = format!("feed:\n  s: &s \"{long}\"\n  l: [{}]\n", copies(14));
     assert_eq!(
-        yaml(&at_limit).expect("100,000 copied values load"),
+        yaml(&fits).expect("15 copies load"),
         ProxySettings::default()
     );
-    let over = format!("feed:\n  big: &big [{list}]\n  copies: [{}]\n", copies(101));
-    let err = yaml(&over).expect_err("100,001 copied values are refused");
-    assert!(
-        matches!(
-            err.kind(),
-            proxy_config::ConfigErrorKind::AliasExpansion { line: 3 }
-        ),
-        "{err:?}"
-    );
+    let over = format!("feed:\n  s: &s \"{long}\"\n  l: [{}]\n", copies(15));
+    assert_eq!(alias_error(&over).0, 3);
+
+    // The review's case: 64 KiB strings copied 81,110 times in five short lines.
+    let string = "A".repeat(1 << 16);
+    let mut text = format!("feed:\n  s: &s \"{string}\"\n  l1: &l1 [{}]\n", copies(10));
+    for level in 2..=4 {
+        let refs = vec![format!("*l{}", level - 1); 10].join(", ");
+        text.push_str(&format!("  l{level}: &l{level} [{refs}]\n"));
+    }
+    assert_eq!(alias_error(&text).0, 5, "l3 goes over");
+
+    // 255 anchors nested around 100 copies of a list: each anchor keeps a copy of all inside.
+    let list = vec!["1"; 999].join(", ");
+    let mut nested = format!("feed:\n  big: &big [{list}]\n  x: ");
+    for level in 0..255 {
+        nested.push_str(&format!("&a{level} ["));
+    }
+    nested.push_str(&copies(100).replace("*s", "*big"));
+    nested.push_str(&"]".repeat(255));
+    nested.push('\n');
+    assert_eq!(alias_error(&nested).0, 3);
+
     // A redefined anchor: aliases after it copy the new node.
     let redefined = format!(
-        "feed:\n  a: &big [x]\n  big: &big [{list}]\n  copies: [{}]\n",
-        copies(101)
+        "feed:\n  s: &s x\n  s2: &s \"{long}\"\n  l: [{}]\n",
+        copies(15)
     );
-    assert!(
-        yaml(&redefined).is_err(),
-        "the second &big is the one copied"
-    );
+    assert_eq!(alias_error(&redefined).0, 4);
 }
 
 #[test]
@@ -743,4 +761,19 @@ fn a_proxy_block_in_the_wrong_case_is_an_error() {
     );
     // Next to a real `proxy` block another spelling is the feed's own business.
     assert!(yaml("proxy: {}\nPROXY: 1\n").is_ok());
+}
+
+/// The variables curl and pip read are named (as spelled, sorted) when set and not empty, so
+/// that `feedproxy check` can say feedproxy ignores them; never their values.
+#[test]
+fn conventional_proxy_variables_are_found_in_any_case() {
+    let names = proxy_config::conventional_proxy_vars_in([
+        ("no_proxy", "localhost"),
+        ("Https_Proxy", "http://u:pw@corp:3128"),
+        ("HTTP_PROXY", ""),
+        ("ALL_PROXY", "socks5://gw:1080"),
+        ("HTTPS_PROXY_EXTRA", "x"),
+        ("CRYPTOFEED_PROXY_DEFAULT__HTTP__URL", "http://corp:3128"),
+    ]);
+    assert_eq!(names, ["ALL_PROXY", "Https_Proxy", "no_proxy"]);
 }

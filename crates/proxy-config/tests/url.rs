@@ -250,17 +250,21 @@ const SCHEMES: &str = "http, https (socks4, socks4a, socks5 and socks5h need the
 )]
 #[case(
     "http://host:65536",
-    "port 65536 out of range; the port is required: a number from 1 to 65535 after the host, e.g. :8080"
+    "port of 5 digits out of range; the port is required: a number from 1 to 65535 after the host, e.g. :8080"
 )]
 #[case(
     "http://host:808080",
-    "port 808080 out of range; the port is required: a number from 1 to 65535 after the host, e.g. :8080"
+    "port of 6 digits out of range; the port is required: a number from 1 to 65535 after the host, e.g. :8080"
 )]
 #[case(
     "http://host:99999999999999999999",
     "port of 20 digits out of range; the port is required: a number from 1 to 65535 after the host, e.g. :8080"
 )]
-// A numeric password whose `@host:port` is missing is not quoted.
+// A numeric password whose `@host:port` is missing is not quoted, however short.
+#[case(
+    "http://alice:654321",
+    "port of 6 digits out of range; the port is required: a number from 1 to 65535 after the host, e.g. :8080"
+)]
 #[case(
     "http://alice:31415926535",
     "port of 11 digits out of range; the port is required: a number from 1 to 65535 after the host, e.g. :8080"

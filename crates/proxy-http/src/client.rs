@@ -412,17 +412,17 @@ fn build_uri(url: &str, query: &[(String, String)]) -> Result<Uri, HttpErrorKind
     }
 }
 
-/// Whether the authority's port, if written, is 1 to 65535. `http` parses `:70000` and then
-/// reports no port at all, which would connect to the scheme's default port instead.
+/// Whether the authority is a host alone or `host:port` with a port of 1 to 65535. `http`
+/// parses `:70000`, an empty `:`, or `[::1]8443` (text after the bracket) and then reports no
+/// port at all, which would connect to the scheme's default port instead.
 fn port_fits(authority: &http::uri::Authority) -> bool {
-    match authority
-        .as_str()
-        .strip_prefix(authority.host())
-        .and_then(|rest| rest.strip_prefix(':'))
-    {
-        // No port, or an empty one (RFC 3986: the scheme's default).
-        None | Some("") => true,
-        Some(port) => port.parse::<u16>().is_ok_and(|port| port != 0),
+    match authority.as_str().strip_prefix(authority.host()) {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix(':')
+            .and_then(|port| port.parse::<u16>().ok())
+            .is_some_and(|port| port != 0),
+        None => false,
     }
 }
 

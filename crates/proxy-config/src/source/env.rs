@@ -12,6 +12,39 @@ use crate::tree::{Entry, Origin, Table, Value};
 /// The prefix of every variable this crate reads, in any case.
 pub const ENV_PREFIX: &str = "CRYPTOFEED_PROXY_";
 
+/// The proxy variables other tools read (curl, pip, Go, ...) and feedproxy does not.
+const CONVENTIONAL_PROXY_VARS: [&str; 4] = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"];
+
+/// The names, as spelled, of the conventional proxy variables (`HTTPS_PROXY`, `HTTP_PROXY`,
+/// `ALL_PROXY`, `NO_PROXY`, in any case) that the process environment sets to something
+/// non-empty, sorted. feedproxy does not read them; `feedproxy check` names them so that a
+/// user who expected them to apply is told. Names only: their values may hold credentials.
+pub fn conventional_proxy_vars() -> Vec<String> {
+    conventional_proxy_vars_in(std::env::vars_os())
+}
+
+/// [`conventional_proxy_vars`] over the given variables.
+pub fn conventional_proxy_vars_in<I, K, V>(vars: I) -> Vec<String>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<OsString>,
+    V: Into<OsString>,
+{
+    let mut names: Vec<String> = vars
+        .into_iter()
+        .map(|(name, value)| (name.into(), value.into()))
+        .filter(|(_, value): &(OsString, OsString)| !value.is_empty())
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| {
+            CONVENTIONAL_PROXY_VARS
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(name))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// A variable as read from the process: name and value may not be UTF-8.
 pub(crate) type RawVar = (OsString, OsString);
 

@@ -55,7 +55,7 @@ pub(crate) fn text_tree(name: PathBuf, text: &str, format: Format) -> Result<Tab
     let fail = |key: &str, kind| ConfigError::new(key.to_owned(), Some(origin.clone()), kind);
     let file_format = match format {
         Format::Yaml => {
-            if let Some(line) = alias_overflow(text, ConfigErrorKind::ALIAS_LIMIT) {
+            if let Some(line) = alias_overflow(text, ConfigErrorKind::ALIAS_BUDGET) {
                 return Err(fail("", ConfigErrorKind::AliasExpansion { line }));
             }
             FileFormat::Yaml
@@ -99,12 +99,19 @@ pub(crate) fn text_tree(name: PathBuf, text: &str, format: Format) -> Result<Tab
     }
 }
 
-/// The line of the first alias at which the values YAML aliases copy pass `limit`, or `None`.
+/// What one value costs the loader, besides its text: about a yaml-rust2 node and a config
+/// value.
+const VALUE_COST: u64 = 64;
+
+/// The line at which the bytes the YAML loader copies for anchors and aliases pass `limit`, or
+/// `None`.
 ///
-/// yaml-rust2's loader copies an anchored node whole at each alias, so nine lines of nested
-/// aliases make 10^9 values and abort the process on allocation. This walks the parser's events
-/// once, keeping each anchor's expanded size (saturating), and stops at the limit. Text the
-/// parser refuses returns `None`: the load that follows reports it as usual.
+/// yaml-rust2's loader copies an anchored node whole when it is defined (into its anchor map)
+/// and again at each alias, so nine lines of nested aliases make 10^9 values, and one alias of
+/// a long string copies the string: either aborts the process on allocation. This walks the
+/// parser's events once, keeping each anchor's expanded size in bytes (each value
+/// [`VALUE_COST`] plus its text, saturating), and stops at the limit. Text the parser refuses
+/// returns `None`: the load that follows reports it as usual.
 fn alias_overflow(text: &str, limit: u64) -> Option<usize> {
     use yaml_rust2::parser::{Event, Parser};
 
@@ -121,14 +128,17 @@ fn alias_overflow(text: &str, limit: u64) -> Option<usize> {
         let (size, anchor) = match event {
             Event::StreamEnd => return None,
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                open.push((anchor, 1));
+                open.push((anchor, VALUE_COST));
                 continue;
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let (anchor, size) = open.pop().unwrap_or((0, 1));
+                let (anchor, size) = open.pop().unwrap_or((0, VALUE_COST));
                 (size, anchor)
             }
-            Event::Scalar(_, _, anchor, _) => (1, anchor),
+            Event::Scalar(text, _, anchor, _) => (
+                VALUE_COST.saturating_add(u64::try_from(text.len()).unwrap_or(u64::MAX)),
+                anchor,
+            ),
             Event::Alias(id) => {
                 // An alias inside its own anchor's node has no size yet; the loader makes it a
                 // single bad value.
@@ -137,7 +147,7 @@ fn alias_overflow(text: &str, limit: u64) -> Option<usize> {
                     .and_then(|index| anchors.get(index))
                     .copied()
                     .filter(|&size| size > 0)
-                    .unwrap_or(1);
+                    .unwrap_or(VALUE_COST);
                 copied = copied.saturating_add(size);
                 if copied > limit {
                     return Some(marker.line());
@@ -149,6 +159,11 @@ fn alias_overflow(text: &str, limit: u64) -> Option<usize> {
             }
         };
         if anchor > 0 {
+            // The loader keeps a copy of every anchored node.
+            copied = copied.saturating_add(size);
+            if copied > limit {
+                return Some(marker.line());
+            }
             if anchors.len() < anchor {
                 anchors.resize(anchor, 0);
             }
