@@ -509,16 +509,18 @@ fn plan(crates: &[Crate], options: &Options, deny: DenyAvailability) -> Vec<Row>
         env: Vec::new(),
         log_name: log_name("fmt"),
     };
-    rows.push(Row {
-        name: "fmt".to_owned(),
+    // A workspace-wide check: its result in the lint column, skipped under a cell filter.
+    let check_row = |name: &str, step: Step| Row {
+        name: name.to_owned(),
         features: None,
         tests: Cell::Empty,
         lint: if options.cell.is_some() {
             Cell::Done(Outcome::skipped(cell_skip))
         } else {
-            Cell::Pending(fmt_step)
+            Cell::Pending(step)
         },
-    });
+    };
+    rows.push(check_row("fmt", fmt_step));
 
     // The chosen crates' API docs, with rustdoc's warnings (a broken intra-doc link, a bad code
     // block) as errors: the docs are how a crate is used on its own.
@@ -532,16 +534,7 @@ fn plan(crates: &[Crate], options: &Options, deny: DenyAvailability) -> Vec<Row>
         env: vec![("RUSTDOCFLAGS", Some("-D warnings".to_owned()))],
         log_name: log_name("doc"),
     };
-    rows.push(Row {
-        name: "doc".to_owned(),
-        features: None,
-        tests: Cell::Empty,
-        lint: if options.cell.is_some() {
-            Cell::Done(Outcome::skipped(cell_skip))
-        } else {
-            Cell::Pending(doc_step)
-        },
-    });
+    rows.push(check_row("doc", doc_step));
 
     // `--offline` keeps deny from touching the network, but then every package of every target
     // platform must already be downloaded, which a test build does not do: fetch first.
