@@ -699,3 +699,41 @@ async fn a_port_out_of_range_is_an_invalid_url_not_the_default_port() {
         .collect();
     assert_eq!(seen, [format!("localhost:{}", e.server.port())]);
 }
+
+/// A redirect is returned as it came, never followed: following one could leave the route (a
+/// `Location` on another host) or repeat a signed request.
+#[tokio::test]
+async fn a_redirect_is_returned_not_followed() {
+    let ca = TestCa::new();
+    let routes = Routes::new().route(
+        "/api/v3/moved",
+        Response::new(302, Vec::new()).with_header("location", "https://127.0.0.2:9/elsewhere"),
+    );
+    let server = HttpsServer::start(&ca, routes).await.expect("https server");
+    let e = Exchange { ca, server };
+    let proxy = ConnectProxy::start(ProxyOptions::new())
+        .await
+        .expect("proxy");
+    let client =
+        HttpClient::new(proxy_route(&proxy.url(), 2), "binance", options(&e.ca)).expect("client");
+    let response = client
+        .get(&format!("{}/api/v3/moved", base(&e)))
+        .send()
+        .await
+        .expect("a 302 is a response");
+    assert_eq!(response.status, StatusCode::FOUND);
+    assert_eq!(
+        response
+            .headers
+            .get("location")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://127.0.0.2:9/elsewhere")
+    );
+    assert_eq!(e.server.requests().len(), 1);
+    let targets: Vec<Option<String>> = proxy
+        .connections()
+        .iter()
+        .map(|c| c.target.clone())
+        .collect();
+    assert_eq!(targets, [Some(format!("localhost:{}", e.server.port()))]);
+}
