@@ -143,15 +143,15 @@ fn print_table(report: &Report) {
     output::table(header, &rows);
     out!("(* = any exchange without settings of its own)");
     if !report.ignored_env.is_empty() {
-        let (names, verb) = match report.ignored_env.as_slice() {
-            [one] => (one.clone(), "is"),
-            many => (many.join(", "), "are"),
+        let (verb, pronoun) = match report.ignored_env.len() {
+            1 => ("is", "it"),
+            _ => ("are", "them"),
         };
         out!(
-            "note: {names} {verb} set here, and feedproxy does not read {}: routes come only from \
-             CRYPTOFEED_PROXY_* variables, the config file and code (e.g. \
+            "note: {} {verb} set here, and feedproxy does not read {pronoun}: routes come only \
+             from CRYPTOFEED_PROXY_* variables, the config file and code (e.g. \
              CRYPTOFEED_PROXY_DEFAULT__HTTP__URL and CRYPTOFEED_PROXY_DEFAULT__WEBSOCKET__URL)",
-            if verb == "is" { "it" } else { "them" }
+            report.ignored_env.join(", ")
         );
     }
 }

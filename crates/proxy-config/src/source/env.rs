@@ -49,8 +49,8 @@ where
 pub(crate) type RawVar = (OsString, OsString);
 
 /// Builds the tree of the variables that start with [`ENV_PREFIX`] in any case; others are
-/// ignored. Sorted by
-/// name first, so the outcome (and the first error) does not depend on the environment's order.
+/// ignored. Sorted by name first, so the outcome (and the first error) does not depend on the
+/// environment's order.
 pub(crate) fn env_tree(vars: Vec<RawVar>) -> Result<Table, ConfigError> {
     let mut ours: BTreeMap<String, OsString> = BTreeMap::new();
     for (name, value) in vars {
